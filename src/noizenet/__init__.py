@@ -1,0 +1,49 @@
+"""NoizeNet: recurrent networks (RNN, LSTM, GRU) that learn raw audio and generate from a seed.
+
+The Python API mirrors the command line::
+
+    import noizenet
+    run = noizenet.train(noizenet.Config(), "runs/mine")
+    takes = noizenet.generate(run, seed="perlin", seconds=10)
+    rep = noizenet.reproduce(run, "unseen.wav")
+
+Heavy modules (torch, librosa) are imported on first use, so ``import noizenet`` is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from noizenet.config import Config
+from noizenet.errors import NoizeNetError
+
+__version__ = "0.1.0"
+__all__ = ["Config", "NoizeNetError", "__version__", "demo", "generate", "reproduce", "train"]
+
+
+def train(config: Config, out: Any, **kwargs: Any) -> Any:
+    """Train into a run folder; see :func:`noizenet.train.train`."""
+    from noizenet.train import train as _train
+
+    return _train(config, out, **kwargs)
+
+
+def generate(run: Any, **kwargs: Any) -> Any:
+    """Generate takes from a run; see :func:`noizenet.generate.generate`."""
+    from noizenet.generate import generate as _generate
+
+    return _generate(run, **kwargs)
+
+
+def reproduce(run: Any, song: Any, **kwargs: Any) -> Any:
+    """Teacher-forced reproduction of a song; see :func:`noizenet.generate.reproduce`."""
+    from noizenet.generate import reproduce as _reproduce
+
+    return _reproduce(run, song, **kwargs)
+
+
+def demo(out: Any = "runs/demo", **kwargs: Any) -> Any:
+    """The whole pipeline on the embedded corpus; see :func:`noizenet.demo.run_demo`."""
+    from noizenet.demo import run_demo
+
+    return run_demo(out, **kwargs)

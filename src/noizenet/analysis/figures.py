@@ -1,0 +1,855 @@
+"""Figures of the paper's views, loss curves and model comparisons (display only).
+
+The numbers come from :mod:`noizenet.analysis.views`; this module only draws them.
+
+Everything here uses :class:`matplotlib.figure.Figure` with a
+:class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` attached directly: ``pyplot`` is
+never imported (not even through ``librosa.display``, which would import it), so the
+functions do not touch a notebook's global pyplot state, never open windows and can run
+in worker threads.  matplotlib is imported lazily inside the functions.
+
+The ``plot_*`` functions draw onto any :class:`matplotlib.axes.Axes` you pass (including a
+pyplot one).  The other functions write PNG files at ``dpi=100``; each file is written to a
+temporary name in the destination folder and then moved into place with
+:func:`os.replace`, so an interrupted run never leaves a half-written PNG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from noizenet.analysis import views
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "audio_figures",
+    "comparison_figure",
+    "loss_figure",
+    "loss_figure_multi",
+    "plot_envelope",
+    "plot_spectrogram",
+    "plot_waveform",
+]
+
+DPI = 100
+#: Size in inches of one panel (1000 x 300 px at ``DPI``).
+PANEL_SIZE = (10.0, 3.0)
+#: Waveforms longer than this are drawn as a min/max band instead of a line.
+MAX_LINE_POINTS = 100_000
+#: Spectrograms wider than this many frames are max-pooled in time before drawing.
+MAX_SPEC_COLUMNS = 2_000
+SPEC_CMAP = "magma"
+TOP_DB = 80.0
+N_FFT = 1024
+HOP_LENGTH = 256
+LOG_FREQ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
+SCALES = ("linear", "log")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A pyplot-free figure with an Agg canvas and constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+@contextlib.contextmanager
+def _figure(figsize: tuple[float, float]) -> Iterator[Figure]:
+    """Yield a new figure and release its artists afterwards, whatever happens."""
+    fig = _new_figure(figsize)
+    try:
+        yield fig
+    finally:
+        fig.clear()
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as PNG to ``path`` atomically (temp file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        fig.savefig(tmp, dpi=DPI, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
+
+
+def _duration(y: np.ndarray, sr: float) -> float:
+    return y.size / float(sr)
+
+
+def _minmax_band(y: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin (start index, min, max) of ``y`` split into ``n_bins`` equal chunks."""
+    per = math.ceil(y.size / n_bins)
+    n_full = math.ceil(y.size / per)
+    padded = np.pad(y, (0, n_full * per - y.size), mode="edge").reshape(n_full, per)
+    starts = np.arange(n_full) * per
+    return starts, padded.min(axis=1), padded.max(axis=1)
+
+
+def _draw_waveform(
+    ax: Axes,
+    y: np.ndarray,
+    *,
+    sr: float,
+    t0: float = 0.0,
+    label: str | None = None,
+    **style: Any,
+) -> Any:
+    """Draw samples ``y`` starting at time ``t0``; long signals become a min/max band."""
+    if y.size <= MAX_LINE_POINTS:
+        t = t0 + np.arange(y.size) / float(sr)
+        (artist,) = ax.plot(t, y, label=label, linewidth=0.8, **style)
+    else:
+        starts, lo, hi = _minmax_band(y, 4_000)
+        t = t0 + starts / float(sr)
+        artist = ax.fill_between(t, lo, hi, label=label, linewidth=0.5, step="post", **style)
+    return artist
+
+
+def _decorate_time_axis(ax: Axes) -> None:
+    ax.set_xlabel("Time (s)")
+    ax.margins(x=0)
+
+
+def _draw_spectrogram(
+    ax: Axes,
+    S_db: np.ndarray,
+    *,
+    sr: float,
+    n_fft: int,
+    hop_length: int,
+    duration: float,
+    scale: str,
+    top_db: float = TOP_DB,
+) -> Any:
+    """pcolormesh of a dB spectrogram with frames centred on their times."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    n_bins, n_frames = S_db.shape
+    df = float(sr) / n_fft
+    dt = hop_length / float(sr)
+
+    # Max-pool long spectrograms in time: the figure has ~1000 px of width anyway.
+    pool = max(1, math.ceil(n_frames / MAX_SPEC_COLUMNS))
+    if pool > 1:
+        n_cols = math.ceil(n_frames / pool)
+        pad = n_cols * pool - n_frames
+        S_db = np.pad(S_db, ((0, 0), (0, pad)), mode="edge")
+        S_db = S_db.reshape(n_bins, n_cols, pool).max(axis=2)
+    t_edges = (np.arange(S_db.shape[1] + 1) * pool - 0.5) * dt
+    t_edges = np.clip(t_edges, 0.0, None)
+    f_edges = np.clip((np.arange(n_bins + 1) - 0.5) * df, 0.0, sr / 2.0)
+    if scale == "log":
+        # Drop the DC row: it has no place on a log axis.
+        S_db, f_edges = S_db[1:], f_edges[1:]
+
+    mesh = ax.pcolormesh(
+        t_edges,
+        f_edges,
+        S_db,
+        shading="flat",
+        cmap=SPEC_CMAP,
+        vmin=-float(top_db),
+        vmax=0.0,
+        rasterized=True,
+    )
+    ax.set_xlim(0.0, duration)
+    if scale == "log":
+        ax.set_yscale("log")
+        lo, hi = float(f_edges[0]), float(f_edges[-1])
+        ax.set_ylim(lo, hi)
+        ticks = [f for f in LOG_FREQ_TICKS if lo <= f <= hi]
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(
+            FuncFormatter(lambda v, _pos: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}")
+        )
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_ylim(0.0, sr / 2.0)
+    ax.set_xlabel("Time (s)")
+    ax.set_ylabel("Hz")
+    return mesh
+
+
+def _add_colorbar(ax: Axes, mesh: Any, cax: Axes | None = None) -> Any:
+    fig = ax.get_figure()
+    if cax is not None:
+        cax.set_axis_on()
+        cbar = fig.colorbar(mesh, cax=cax, format="%+.0f")
+    else:
+        cbar = fig.colorbar(mesh, ax=ax, format="%+.0f", pad=0.01, fraction=0.04)
+    cbar.set_label("dB")
+    return cbar
+
+
+def _title(prefix: str | None, what: str) -> str:
+    return f"{prefix}: {what}" if prefix else what[:1].upper() + what[1:]
+
+
+# ------------------------------------------------------------------ panel functions
+
+
+def plot_waveform(
+    ax: Axes,
+    y: Any,
+    *,
+    sr: float,
+    title: str | None = None,
+    label: str | None = None,
+    **style: Any,
+) -> Any:
+    """Draw the sample view (waveform) of ``y`` on ``ax``, time in seconds.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes to draw on.
+    y : array_like
+        Mono audio signal (1-D, finite).
+    sr : float
+        Sample rate in Hz.
+    title : str, optional
+        Axes title.
+    label : str, optional
+        Legend label (for overlaying several waveforms on one axes).
+    **style
+        Passed to ``ax.plot`` (or ``ax.fill_between`` for long signals), e.g. ``color``.
+
+    Returns
+    -------
+    matplotlib.artist.Artist
+        The line, or for signals longer than ``MAX_LINE_POINTS`` samples the min/max band.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not a 1-D finite signal.
+    """
+    y = views.validate_signal(y)
+    sr = views._check_sr(sr)
+    artist = _draw_waveform(ax, y, sr=sr, label=label, **style)
+    _decorate_time_axis(ax)
+    ax.set_ylabel("Amplitude")
+    if title is not None:
+        ax.set_title(title)
+    return artist
+
+
+def plot_envelope(
+    ax: Axes,
+    y: Any,
+    *,
+    sr: float,
+    title: str | None = None,
+    label: str | None = None,
+    frame_ms: float = 20.0,
+    hop_ms: float = 10.0,
+    fill: bool = True,
+    **style: Any,
+) -> Any:
+    """Draw the envelope view (RMS amplitude over time) of ``y`` on ``ax``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes to draw on.
+    y : array_like
+        Mono audio signal (1-D, finite).
+    sr : float
+        Sample rate in Hz.
+    title, label : str, optional
+        Axes title and legend label.
+    frame_ms, hop_ms : float, optional
+        RMS frame and hop, see :func:`noizenet.analysis.views.envelope`.
+    fill : bool, optional
+        Shade the area under the envelope.
+    **style
+        Passed to ``ax.plot``, e.g. ``color``.
+
+    Returns
+    -------
+    matplotlib.lines.Line2D
+        The envelope line.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not a 1-D finite signal.
+    """
+    times, rms = views.envelope(y, sr=sr, frame_ms=frame_ms, hop_ms=hop_ms)
+    (line,) = ax.plot(times, rms, label=label, linewidth=1.0, **style)
+    if fill:
+        ax.fill_between(times, 0.0, rms, color=line.get_color(), alpha=0.25, linewidth=0)
+    _decorate_time_axis(ax)
+    ax.set_ylim(bottom=0.0)
+    ax.set_ylabel("RMS amplitude")
+    if title is not None:
+        ax.set_title(title)
+    return line
+
+
+def plot_spectrogram(
+    ax: Axes,
+    y: Any,
+    *,
+    sr: float,
+    scale: str = "linear",
+    colorbar: bool = True,
+    title: str | None = None,
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    top_db: float = TOP_DB,
+    cax: Axes | None = None,
+) -> Any:
+    """Draw the spectrogram of ``y`` on ``ax`` with a linear or log frequency axis.
+
+    Colours are dB relative to the signal's loudest bin, from ``-top_db`` to 0 (so several
+    spectrograms drawn with the same ``top_db`` share one colour scale).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes to draw on.
+    y : array_like
+        Mono audio signal (1-D, finite).
+    sr : float
+        Sample rate in Hz.
+    scale : {"linear", "log"}, optional
+        Frequency axis.  ``"log"`` omits the 0 Hz row.
+    colorbar : bool, optional
+        Add a colour bar labelled "dB".
+    title : str, optional
+        Axes title.
+    n_fft, hop_length, top_db : optional
+        See :func:`noizenet.analysis.views.spectrogram_db`.
+    cax : matplotlib.axes.Axes, optional
+        Axes to draw the colour bar into (default: steal space from ``ax``).
+
+    Returns
+    -------
+    matplotlib.collections.QuadMesh
+        The mesh (usable as a mappable for a shared colour bar).
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not a 1-D finite signal or ``scale`` is unknown.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    y = views.validate_signal(y)
+    S_db = views.spectrogram_db(y, sr=sr, n_fft=n_fft, hop_length=hop_length, top_db=top_db)
+    mesh = _draw_spectrogram(
+        ax,
+        S_db,
+        sr=sr,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        duration=_duration(y, sr),
+        scale=scale,
+        top_db=top_db,
+    )
+    if colorbar:
+        _add_colorbar(ax, mesh, cax)
+    if title is not None:
+        ax.set_title(title)
+    return mesh
+
+
+# ------------------------------------------------------------------ figure functions
+
+
+def _check_stem(stem: str) -> None:
+    if not stem or stem in {".", ".."} or "/" in stem or os.sep in stem:
+        raise ValueError(f"stem must be a plain file-name prefix, got {stem!r}")
+
+
+def audio_figures(
+    y: Any,
+    *,
+    sr: float,
+    out_dir: Path | str,
+    stem: str,
+    title: str | None = None,
+) -> list[Path]:
+    """Write the views of one signal as PNG files.
+
+    Files, in the returned order:
+
+    1. ``{stem}_waveform.png`` - sample view;
+    2. ``{stem}_envelope.png`` - RMS envelope view;
+    3. ``{stem}_spectrogram.png`` - spectrogram, linear frequency;
+    4. ``{stem}_spectrogram_log.png`` - spectrogram, log frequency;
+    5. ``{stem}_views.png`` - the four panels above stacked in one figure.
+
+    Single panels are 1000 x 300 px, the combined figure 1000 x 1200 px.
+
+    Parameters
+    ----------
+    y : array_like
+        Mono audio signal (1-D, finite).
+    sr : float
+        Sample rate in Hz.
+    out_dir : pathlib.Path or str
+        Destination folder, created if needed.
+    stem : str
+        File-name prefix (no path separators).
+    title : str, optional
+        Prefix of each panel title (e.g. the piece's name).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The five files written.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not a 1-D finite signal or ``stem`` is not a plain name.
+    """
+    _check_stem(stem)
+    y = views.validate_signal(y, name=f"signal {stem!r}")
+    sr = views._check_sr(sr)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    duration = _duration(y, sr)
+    S_db = views.spectrogram_db(y, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH, top_db=TOP_DB)
+    env_t, env = views.envelope(y, sr=sr)
+
+    def waveform(ax: Axes, _cax: Axes | None) -> None:
+        _draw_waveform(ax, y, sr=sr, color="C0")
+        _decorate_time_axis(ax)
+        ax.set_xlim(0.0, duration)
+        ax.set_ylabel("Amplitude")
+        ax.set_title(_title(title, "waveform"))
+
+    def env_panel(ax: Axes, _cax: Axes | None) -> None:
+        ax.plot(env_t, env, color="C1", linewidth=1.0)
+        ax.fill_between(env_t, 0.0, env, color="C1", alpha=0.25, linewidth=0)
+        _decorate_time_axis(ax)
+        ax.set_xlim(0.0, duration)
+        ax.set_ylim(bottom=0.0)
+        ax.set_ylabel("RMS amplitude")
+        ax.set_title(_title(title, "envelope (RMS, 20 ms frames)"))
+
+    def spec(scale: str, what: str):
+        def draw(ax: Axes, cax: Axes | None) -> None:
+            mesh = _draw_spectrogram(
+                ax,
+                S_db,
+                sr=sr,
+                n_fft=N_FFT,
+                hop_length=HOP_LENGTH,
+                duration=duration,
+                scale=scale,
+            )
+            _add_colorbar(ax, mesh, cax)
+            ax.set_title(_title(title, what))
+
+        return draw
+
+    panels = [
+        ("waveform", waveform),
+        ("envelope", env_panel),
+        ("spectrogram", spec("linear", "spectrogram (linear frequency)")),
+        ("spectrogram_log", spec("log", "spectrogram (log frequency)")),
+    ]
+    paths: list[Path] = []
+    for suffix, draw in panels:
+        with _figure(PANEL_SIZE) as fig:
+            ax, cax = _panel_grid(fig, 1)[0]
+            draw(ax, cax)
+            paths.append(_save(fig, out_dir / f"{stem}_{suffix}.png"))
+
+    with _figure((PANEL_SIZE[0], PANEL_SIZE[1] * len(panels))) as fig:
+        rows = _panel_grid(fig, len(panels))
+        for (ax, cax), (_suffix, draw) in zip(rows, panels, strict=True):
+            draw(ax, cax)
+        paths.append(_save(fig, out_dir / f"{stem}_views.png"))
+    return paths
+
+
+def _panel_grid(fig: Figure, n_rows: int) -> list[tuple[Axes, Axes]]:
+    """``n_rows`` full-width axes plus a narrow colour-bar column, so time axes line up.
+
+    The colour-bar axes of each row is returned hidden; drawing a colour bar into it makes
+    it visible again.
+    """
+    gs = fig.add_gridspec(n_rows, 2, width_ratios=[1.0, 0.015])
+    rows = []
+    for i in range(n_rows):
+        ax = fig.add_subplot(gs[i, 0])
+        cax = fig.add_subplot(gs[i, 1])
+        cax.set_axis_off()
+        rows.append((ax, cax))
+    return rows
+
+
+def comparison_figure(
+    signals: Mapping[str, Any],
+    *,
+    sr: float,
+    out: Path | str,
+    title: str | None = None,
+    zoom_s: tuple[float, float] | None = None,
+) -> Path:
+    """Compare signals side by side, e.g. ``{"original": y, "LSTM": y1, "RNN": y2}``.
+
+    One column per signal with rows waveform / envelope / log-frequency spectrogram.  With
+    ``zoom_s=(t0, t1)`` a first, full-width row overlays all waveforms between ``t0`` and
+    ``t1`` seconds (reproduction versus original, paper figures 23-25).  Signals may have
+    different lengths; each column shows its whole signal on its own time axis, while the
+    waveform and envelope rows share their amplitude axis.  Spectrogram colours are dB
+    relative to each signal's own maximum, on one shared -80..0 dB scale.
+
+    Parameters
+    ----------
+    signals : mapping of str to array_like
+        Column title -> mono signal (1-D, finite), in display order.
+    sr : float
+        Sample rate in Hz (shared by all signals).
+    out : pathlib.Path or str
+        PNG file to write; its folder is created if needed.
+    title : str, optional
+        Figure title.
+    zoom_s : (float, float), optional
+        Time window in seconds for the overlay row.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    ValueError
+        If ``signals`` is empty, a signal is not 1-D finite (the message names it), or
+        ``zoom_s`` is not a window ``0 <= t0 < t1`` overlapping at least one signal.
+    """
+    if not signals:
+        raise ValueError("signals must contain at least one named signal")
+    sr = views._check_sr(sr)
+    sigs = {
+        str(name): views.validate_signal(y, name=f"signal {str(name)!r}")
+        for name, y in signals.items()
+    }
+    window: tuple[int, int] | None = None
+    if zoom_s is not None:
+        window = _zoom_window(zoom_s, sigs, sr)
+
+    names = list(sigs)
+    n_cols = len(names)
+    n_rows = 3 + (window is not None)
+    col_w = 5.0 if n_cols > 1 else PANEL_SIZE[0]
+    with _figure((col_w * n_cols + 0.6, PANEL_SIZE[1] * n_rows)) as fig:
+        gs = fig.add_gridspec(n_rows, n_cols + 1, width_ratios=[1.0] * n_cols + [0.03])
+        r0 = 0
+        if window is not None:
+            ax = fig.add_subplot(gs[0, :n_cols])
+            lo, hi = window
+            for i, name in enumerate(names):
+                seg = sigs[name][lo : min(hi, sigs[name].size)]
+                if seg.size:
+                    _draw_waveform(ax, seg, sr=sr, t0=lo / sr, label=name, color=f"C{i}", alpha=0.8)
+            _decorate_time_axis(ax)
+            ax.set_xlim(float(zoom_s[0]), float(zoom_s[1]))
+            ax.set_ylabel("Amplitude")
+            ax.set_title(f"Waveforms {float(zoom_s[0]):g}-{float(zoom_s[1]):g} s")
+            ax.legend(loc="upper right", fontsize="small")
+            r0 = 1
+
+        wave_axes: list[Axes] = []
+        env_axes: list[Axes] = []
+        mesh = None
+        for i, name in enumerate(names):
+            y = sigs[name]
+            dur = _duration(y, sr)
+            color = f"C{i}"
+            ax_w = fig.add_subplot(gs[r0, i], sharey=wave_axes[0] if wave_axes else None)
+            _draw_waveform(ax_w, y, sr=sr, color=color)
+            _decorate_time_axis(ax_w)
+            ax_w.set_xlim(0.0, dur)
+            ax_w.set_title(f"{name} ({dur:.2f} s)")
+            wave_axes.append(ax_w)
+
+            ax_e = fig.add_subplot(gs[r0 + 1, i], sharey=env_axes[0] if env_axes else None)
+            env_t, env = views.envelope(y, sr=sr)
+            ax_e.plot(env_t, env, color=color, linewidth=1.0)
+            ax_e.fill_between(env_t, 0.0, env, color=color, alpha=0.25, linewidth=0)
+            _decorate_time_axis(ax_e)
+            ax_e.set_xlim(0.0, dur)
+            env_axes.append(ax_e)
+
+            ax_s = fig.add_subplot(gs[r0 + 2, i])
+            S_db = views.spectrogram_db(y, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH)
+            mesh = _draw_spectrogram(
+                ax_s,
+                S_db,
+                sr=sr,
+                n_fft=N_FFT,
+                hop_length=HOP_LENGTH,
+                duration=dur,
+                scale="log",
+            )
+            if i > 0:
+                ax_w.tick_params(labelleft=False)
+                ax_e.tick_params(labelleft=False)
+                ax_s.set_ylabel("")
+        wave_axes[0].set_ylabel("Amplitude")
+        env_axes[0].set_ylabel("RMS amplitude")
+        env_axes[0].set_ylim(bottom=0.0)
+        _add_colorbar(ax_s, mesh, fig.add_subplot(gs[r0 + 2, n_cols]))
+        if title:
+            fig.suptitle(title)
+        return _save(fig, Path(out))
+
+
+def _zoom_window(
+    zoom_s: Sequence[float], sigs: Mapping[str, np.ndarray], sr: float
+) -> tuple[int, int]:
+    try:
+        t0, t1 = (float(v) for v in zoom_s)
+    except (TypeError, ValueError):
+        raise ValueError(f"zoom_s must be a (start, end) pair of seconds, got {zoom_s!r}") from None
+    if not (np.isfinite(t0) and np.isfinite(t1) and 0.0 <= t0 < t1):
+        raise ValueError(f"zoom_s must satisfy 0 <= start < end (seconds), got {zoom_s!r}")
+    lo, hi = math.floor(t0 * sr), math.ceil(t1 * sr) + 1
+    longest = max(y.size for y in sigs.values())
+    if lo >= longest:
+        raise ValueError(
+            f"zoom_s={zoom_s!r} starts after the end of every signal "
+            f"(longest is {longest / sr:.3f} s)"
+        )
+    return lo, hi
+
+
+# ---------------------------------------------------------------------- loss curves
+
+_LOSS_LABEL_KEYS = ("train_loss", "val_loss", "epoch", "loss")
+
+
+def _loss_series(
+    records: Sequence[Mapping[str, Any]], what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(epochs, train, val_epochs, val) from metrics records, sorted by epoch.
+
+    If an epoch appears more than once (a resumed run appending to metrics.jsonl), the
+    last record for it wins.
+    """
+    if not records:
+        raise ValueError(f"{what} has no records to plot")
+    by_epoch: dict[float, tuple[float, float | None]] = {}
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise ValueError(f"{what}: record {i} is {type(rec).__name__}, expected a dict")
+        missing = [k for k in ("epoch", "train_loss") if k not in rec]
+        if missing:
+            raise ValueError(f"{what}: record {i} lacks {', '.join(map(repr, missing))}")
+        epoch = rec["epoch"]
+        values: list[float | None] = []
+        for key in ("train_loss", "val_loss"):
+            v = rec.get(key)
+            if v is None and key == "val_loss":
+                values.append(None)
+                continue
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{what}: record {i} (epoch {epoch}) has non-numeric {key} {v!r}"
+                ) from None
+            if not math.isfinite(f):
+                raise ValueError(f"{what}: record {i} (epoch {epoch}) has non-finite {key} {v!r}")
+            values.append(f)
+        try:
+            e = float(epoch)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: record {i} has non-numeric epoch {epoch!r}") from None
+        if not math.isfinite(e):
+            raise ValueError(f"{what}: record {i} has non-finite epoch {epoch!r}")
+        by_epoch[e] = (values[0], values[1])
+    epochs = np.array(sorted(by_epoch))
+    train = np.array([by_epoch[e][0] for e in epochs])
+    val_pairs = [(e, by_epoch[e][1]) for e in epochs if by_epoch[e][1] is not None]
+    val_epochs = np.array([e for e, _ in val_pairs], dtype=float)
+    val = np.array([v for _, v in val_pairs], dtype=float)
+    return epochs, train, val_epochs, val
+
+
+def _plot_losses(
+    ax: Axes,
+    series: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    labels: Mapping[str, str],
+    *,
+    single: bool,
+) -> None:
+    from matplotlib.ticker import LogFormatter, MaxNLocator
+
+    class PlainLogFormatter(LogFormatter):
+        # LogFormatter decides which ticks get a label; print them as "0.3", not "3e-01".
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:.3g}" if super().__call__(x, pos) else ""
+
+    all_values = []
+    for i, (run, (epochs, train, val_epochs, val)) in enumerate(series.items()):
+        color = f"C{i}" if not single else "C0"
+        marker = "o" if len(epochs) <= 50 else None
+        prefix = "" if single else f"{run} "
+        ax.plot(
+            epochs,
+            train,
+            color=color,
+            linestyle="-",
+            marker=marker,
+            markersize=3,
+            label=prefix + labels["train_loss"],
+        )
+        all_values.append(train)
+        if val.size:
+            ax.plot(
+                val_epochs,
+                val,
+                color=color if not single else "C1",
+                linestyle="--",
+                marker=marker,
+                markersize=3,
+                label=prefix + labels["val_loss"],
+            )
+            all_values.append(val)
+    values = np.concatenate(all_values)
+    if np.all(values > 0):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(labels["epoch"])
+    ax.set_ylabel(labels["loss"])
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+
+
+def _loss_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    out = {"train_loss": "train", "val_loss": "validation", "epoch": "Epoch", "loss": "Loss"}
+    if labels:
+        unknown = set(labels) - set(_LOSS_LABEL_KEYS)
+        if unknown:
+            raise ValueError(
+                f"labels has unknown keys {sorted(unknown)}; expected some of {_LOSS_LABEL_KEYS}"
+            )
+        out.update({k: str(v) for k, v in labels.items()})
+    return out
+
+
+def loss_figure(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    out: Path | str,
+    title: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Path:
+    """Plot one run's training and validation loss against epoch.
+
+    Parameters
+    ----------
+    records : sequence of dict
+        The lines of a run's ``metrics.jsonl``: each has ``"epoch"`` and ``"train_loss"``
+        and optionally ``"val_loss"`` (missing or None: no validation point that epoch).
+        Other keys are ignored.  Records are sorted by epoch; if an epoch repeats, the
+        last record wins.
+    out : pathlib.Path or str
+        PNG file to write; its folder is created if needed.
+    title : str, optional
+        Axes title.
+    labels : dict, optional
+        Display text overrides, keys among ``"train_loss"``, ``"val_loss"`` (legend
+        entries), ``"epoch"`` (x label) and ``"loss"`` (y label), e.g.
+        ``{"loss": "NLL (nats/sample)"}``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Notes
+    -----
+    The y axis is logarithmic when every plotted loss is > 0, linear otherwise.
+
+    Raises
+    ------
+    ValueError
+        If there are no records, a record lacks a key, or a loss is non-numeric or
+        non-finite (the message names the record and epoch).
+    """
+    lab = _loss_labels(labels)
+    series = {"run": _loss_series(records, "records")}
+    with _figure((8.0, 5.0)) as fig:
+        ax = fig.add_subplot()
+        _plot_losses(ax, series, lab, single=True)
+        if title:
+            ax.set_title(title)
+        return _save(fig, Path(out))
+
+
+def loss_figure_multi(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    out: Path | str,
+    title: str | None = None,
+) -> Path:
+    """Overlay the loss curves of several runs, e.g. ``{"RNN": recs1, "LSTM": recs2}``.
+
+    Each run gets one colour; training loss is solid, validation loss dashed.
+
+    Parameters
+    ----------
+    runs : mapping of str to sequence of dict
+        Run name -> its metrics records (see :func:`loss_figure`).
+    out : pathlib.Path or str
+        PNG file to write; its folder is created if needed.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    ValueError
+        If ``runs`` is empty or any run's records are invalid (the message names the run).
+    """
+    if not runs:
+        raise ValueError("runs must contain at least one named run")
+    series = {str(name): _loss_series(recs, f"run {str(name)!r}") for name, recs in runs.items()}
+    with _figure((8.0, 5.0)) as fig:
+        ax = fig.add_subplot()
+        _plot_losses(ax, series, _loss_labels(None), single=False)
+        if title:
+            ax.set_title(title)
+        return _save(fig, Path(out))

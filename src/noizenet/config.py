@@ -1,0 +1,315 @@
+"""Typed, validated settings: the one source of defaults, TOML in and out.
+
+The defaults are the paper's headline configuration (section 5.5.3): LSTM, hidden 50, 1 layer,
+dropout 0.5, MSE, Adam, lr 0.01, gradient clipping by value at 1, 5 songs of 15 s at 22,050 Hz.
+Every command-line flag of ``noizenet train`` is generated from a field here (see
+:func:`flag_specs`), so a flag, its default and its help text cannot drift apart.
+
+This module imports nothing heavy: ``noizenet --help`` builds its parser from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from noizenet.errors import ConfigError
+
+WHOLE_SONG = "whole-song"
+CELLS = ("rnn", "lstm", "gru")
+CODECS = ("zscore", "minmax")
+SCALINGS = ("corpus", "per-file")
+LOSSES = ("mse", "mae")
+OPTIMIZERS = ("adam", "sgd", "adadelta")
+CLIP_MODES = ("value", "norm", "none")
+
+
+def _f(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_min: bool = False,
+    cli: bool = True,
+) -> Any:
+    """A dataclass field with the metadata the CLI and the validator read."""
+    meta = {
+        "help": help,
+        "flag": flag,
+        "choices": choices,
+        "min": minimum,
+        "max": maximum,
+        "exclusive_min": exclusive_min,
+        "cli": cli,
+    }
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    source: str = _f(
+        "embedded",
+        "where songs come from: a folder of audio files, or 'embedded' "
+        "(our synthetic corpus, no download)",
+        flag="--data",
+    )
+    songs: int = _f(5, "number of training songs (paper: 5)", minimum=1)
+    seconds: float = _f(
+        15.0, "use the first SECONDS of each song (paper: 15)", minimum=0, exclusive_min=True
+    )
+    offset: float = _f(0.0, "skip this many seconds at the start of each song", minimum=0)
+    val_songs: int = _f(1, "held-out songs for validation loss (0: none)", minimum=0)
+    sample_rate: int = _f(
+        22050,
+        "sample rate the model works at, Hz (paper: 22,050)",
+        flag="--sr",
+        minimum=1000,
+        maximum=192000,
+    )
+    cache_dir: str = _f(
+        "",
+        "where the embedded corpus and decoded audio are cached "
+        "(default: $NOIZENET_CACHE or ~/.cache/noizenet)",
+    )
+    embedded_songs: int = _f(12, "songs the embedded composer writes", minimum=2)
+
+
+@dataclass
+class CodecConfig:
+    name: str = _f(
+        "zscore",
+        "how samples become model values: zscore (the paper) or minmax (to [-1, 1])",
+        flag="--codec",
+        choices=CODECS,
+    )
+    scaling: str = _f(
+        "corpus",
+        "fit the scaler on all training songs together, or per file as "
+        "the paper's StandardScaler did",
+        choices=SCALINGS,
+    )
+
+
+@dataclass
+class ModelConfig:
+    cell: str = _f("lstm", "recurrent cell", flag="--model", choices=CELLS)
+    hidden: int = _f(50, "hidden units per layer (paper: 50)", minimum=1, maximum=65536)
+    layers: int = _f(1, "stacked recurrent layers", minimum=1, maximum=64)
+    dropout: float = _f(
+        0.5, "dropout on recurrent outputs and between layers (paper: 0.5)", minimum=0, maximum=0.99
+    )
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _f(10, "passes over the training songs", minimum=1)
+    loss: str = _f("mse", "training loss", choices=LOSSES)
+    optimizer: str = _f("adam", "optimizer", choices=OPTIMIZERS)
+    lr: float = _f(0.01, "learning rate (paper: 0.01)", minimum=0, exclusive_min=True)
+    clip: float = _f(
+        1.0, "gradient clipping threshold (paper: value 1)", minimum=0, exclusive_min=True
+    )
+    clip_mode: str = _f(
+        "value",
+        "clip each gradient element ('value', the paper), the global norm ('norm'), or not at all",
+        choices=CLIP_MODES,
+    )
+    batch: int = _f(
+        32,
+        "parallel streams B walked side by side (1 with --chunk whole-song: the "
+        "paper's one-batch mode)",
+        minimum=1,
+    )
+    chunk: int | str = _f(1024, "truncated-BPTT length L in samples, or 'whole-song'")
+    stateless: bool = _f(
+        False,
+        "reset the hidden state before every chunk and shuffle chunks "
+        "(the paper's short-window mode, figure 17)",
+    )
+    device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    threads: int = _f(0, "CPU threads for torch (0: torch's default)", minimum=0)
+
+
+@dataclass
+class Config:
+    seed: int = _f(
+        0, "one seed fixes data split and order, initialisation, dropout and sampling", minimum=0
+    )
+    data: DataConfig = field(default_factory=DataConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- conversions -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, where: str = "config") -> Config:
+        """Build and validate a config; unknown keys and bad values raise :class:`ConfigError`."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a table of settings, got {type(raw).__name__}")
+        cfg = cls()
+        for key, value in raw.items():
+            if key in _SECTIONS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}: [{key}] must be a table")
+                section = getattr(cfg, key)
+                for sub, subval in value.items():
+                    _set(section, sub, subval, f"{where}: {key}.{sub}")
+            else:
+                _set(cfg, key, value, f"{where}: {key}")
+        cfg.validate()
+        return cfg
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str, *, where: str = "config") -> Config:
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+        return cls.from_dict(raw, where=where)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        return cls.from_toml(text, where=str(path))
+
+    def save(self, path: str | Path) -> None:
+        from noizenet.io import atomic_write_text
+
+        atomic_write_text(Path(path), self.to_toml())
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self) -> Config:
+        """Check every field against its declared type, range and choices."""
+        for section_name, section in [("", self)] + [(n, getattr(self, n)) for n in _SECTIONS]:
+            for f in dataclasses.fields(section):
+                if f.name in _SECTIONS:
+                    continue
+                name = f"{section_name}.{f.name}" if section_name else f.name
+                _check(name, getattr(section, f.name), f)
+        chunk = self.train.chunk
+        if self.train.stateless and chunk == WHOLE_SONG:
+            raise ConfigError(
+                "train.stateless needs a finite train.chunk (short windows), not 'whole-song'"
+            )
+        return self
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """A copy with dotted-name overrides (``{"model.hidden": 64}``), validated."""
+        raw = self.to_dict()
+        for dotted, value in overrides.items():
+            parts = dotted.split(".")
+            target = raw
+            for p in parts[:-1]:
+                target = target[p]
+            target[parts[-1]] = value
+        return Config.from_dict(raw)
+
+
+_SECTIONS = ("data", "codec", "model", "train")
+
+
+def _set(obj: Any, name: str, value: Any, where: str) -> None:
+    names = {f.name for f in dataclasses.fields(obj)}
+    if name not in names:
+        raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(names))})")
+    setattr(obj, name, value)
+
+
+def _check(name: str, value: Any, f: dataclasses.Field) -> None:
+    meta = f.metadata
+    default = f.default
+    if name == "train.chunk":
+        if value == WHOLE_SONG:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ConfigError(
+                f"train.chunk: expected an integer >= 2 or '{WHOLE_SONG}', got {value!r}"
+            )
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    elif isinstance(default, float):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{name}: expected a string, got {value!r}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{name}: unknown value {value!r} (choose from {', '.join(choices)})")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None:
+        bad = value <= lo if meta.get("exclusive_min") else value < lo
+        if bad:
+            op = ">" if meta.get("exclusive_min") else ">="
+            raise ConfigError(f"{name}: must be {op} {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name}: must be <= {hi}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """One command-line flag generated from a config field."""
+
+    dest: str  # dotted config name, e.g. "model.hidden"
+    flag: str  # e.g. "--hidden"
+    help: str
+    default: Any
+    choices: tuple | None
+    kind: type
+
+
+def flag_specs() -> list[FlagSpec]:
+    """The ``noizenet train`` flags, one per config field, in declaration order."""
+    specs: list[FlagSpec] = []
+    cfg = Config()
+    for section_name, section in [("", cfg)] + [(n, getattr(cfg, n)) for n in _SECTIONS]:
+        for f in dataclasses.fields(section):
+            if f.name in _SECTIONS or not f.metadata.get("cli", True):
+                continue
+            dest = f"{section_name}.{f.name}" if section_name else f.name
+            flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+            kind = str if dest == "train.chunk" else type(f.default)
+            specs.append(
+                FlagSpec(dest, flag, f.metadata["help"], f.default, f.metadata.get("choices"), kind)
+            )
+    return specs
+
+
+def parse_chunk(text: str) -> int | str:
+    """``--chunk`` accepts an integer or 'whole-song'."""
+    if text == WHOLE_SONG:
+        return WHOLE_SONG
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(
+            f"train.chunk: expected an integer or '{WHOLE_SONG}', got {text!r}"
+        ) from None

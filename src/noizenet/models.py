@@ -1,0 +1,84 @@
+"""NoizeNet: input -> RNN | LSTM | GRU stack -> dropout -> linear head (paper section 4, 5.2)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # h, or (h, c) for the LSTM
+
+_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild the network around saved weights."""
+
+    cell: str = "lstm"  # rnn (tanh) | lstm | gru
+    hidden: int = 50  # units per recurrent layer
+    layers: int = 1  # stacked recurrent layers
+    dropout: float = 0.5  # on recurrent outputs, and between layers when layers > 1
+    in_dim: int = 1  # model values per step going in (1: one raw sample)
+    out_dim: int = 1  # values per step coming out (regression head)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class NoizeNet(nn.Module):
+    """A recurrent stack over audio samples with a linear head.
+
+    ``forward`` runs a whole chunk (training, priming, teacher-forced reproduction); ``step``
+    advances one sample (the slow, obviously correct generation path that the fast kernels in
+    :mod:`noizenet.generate.kernels` are tested against).
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        if spec.cell not in _CELLS:
+            raise ValueError(f"unknown cell {spec.cell!r} (choose from {', '.join(_CELLS)})")
+        self.spec = spec
+        kwargs: dict[str, Any] = {"nonlinearity": "tanh"} if spec.cell == "rnn" else {}
+        self.rnn = _CELLS[spec.cell](
+            spec.in_dim,
+            spec.hidden,
+            spec.layers,
+            batch_first=True,
+            dropout=spec.dropout if spec.layers > 1 else 0.0,
+            **kwargs,
+        )
+        self.drop = nn.Dropout(spec.dropout)
+        self.head = nn.Linear(spec.hidden, spec.out_dim)
+
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
+        """Zero hidden state for ``batch`` streams: (layers, batch, hidden)."""
+        h = torch.zeros(self.spec.layers, batch, self.spec.hidden, device=device)
+        return (h, h.clone()) if self.spec.cell == "lstm" else h
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """x: (batch, time, in_dim) -> y: (batch, time, out_dim), final state."""
+        out, state = self.rnn(x, state)  # (batch, time, hidden)
+        return self.head(self.drop(out)), state
+
+    def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """x: (batch, in_dim) -> y: (batch, out_dim), next state: one sample at a time."""
+        y, state = self.forward(x.unsqueeze(1), state)
+        return y.squeeze(1), state
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between chunks (truncated BPTT) but keep the values."""
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)  # type: ignore[return-value]
+    return state.detach()
+
+
+def reset_streams(state: State, reset: torch.Tensor) -> State:
+    """Zero the state of streams where ``reset`` (batch,) is true: a new song starts there."""
+    keep = (~reset).to(dtype=torch.float32).view(1, -1, 1)
+    if isinstance(state, tuple):
+        return tuple(s * keep.to(s.dtype) for s in state)  # type: ignore[return-value]
+    return state * keep.to(state.dtype)

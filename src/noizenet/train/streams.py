@@ -1,0 +1,128 @@
+"""Cut an encoded corpus into B parallel streams walked in chunks of L samples.
+
+Stateful truncated back-propagation through time: each stream is a contiguous run of chunks
+from the (per-epoch shuffled) songs, and the trainer carries every stream's hidden state from one
+chunk to the next, resetting it where a song starts. ``batch=1, chunk=None`` (whole song) is the
+paper's "one batch" mode; ``stateless=True`` shuffles independent short windows and resets the
+state before each, the mode the paper found to learn only noise (its figure 17).
+
+Targets are the next sample: a chunk of inputs ``v[s : s+L]`` predicts ``v[s+1 : s+L+1]``; the
+last sample of a song has no target, and padding past a song's end is masked out of the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Batch:
+    """One training step for all streams. Shapes are (streams, time[, dim])."""
+
+    x: np.ndarray  # (B, T, dim) inputs
+    y: np.ndarray  # (B, T, dim) targets: the next sample
+    mask: np.ndarray  # (B, T) bool, False on padding
+    reset: np.ndarray  # (B,) bool: zero this stream's state before the step
+    step: int  # index of this step within the epoch
+
+    @property
+    def samples(self) -> int:
+        return int(self.mask.sum())
+
+
+class Streams:
+    """Plans, per epoch, which chunk each stream reads at each step.
+
+    The plan is a pure function of ``(seed, epoch)``, so an interrupted epoch can be resumed at
+    any step (``start_step``) and distributed ranks can each take their own streams (``rank``,
+    ``world``) of one global plan without overlap.
+    """
+
+    def __init__(
+        self, tracks: list[np.ndarray], *, batch: int, chunk: int | None, stateless: bool = False
+    ) -> None:
+        if not tracks:
+            raise ValueError("no tracks to train on")
+        arrays = [np.asarray(t, dtype=np.float32) for t in tracks]
+        arrays = [a.reshape(a.shape[0], -1) for a in arrays]  # (samples, dim)
+        self.dim = arrays[0].shape[1]
+        self.lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
+        if np.any(self.lengths < 2):
+            raise ValueError("every track needs at least 2 samples (an input and its target)")
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        self.flat = np.concatenate(arrays, axis=0)  # (total, dim)
+        self.batch = batch
+        self.chunk = chunk
+        self.stateless = stateless
+        if stateless and chunk is None:
+            raise ValueError("stateless training needs a finite chunk length")
+
+    # -- planning --------------------------------------------------------------------------
+    def _chunks(self, song_order: np.ndarray) -> np.ndarray:
+        """Rows (song, start, length, first) for every chunk, songs in ``song_order``."""
+        rows = []
+        for song in song_order:
+            n_in = int(self.lengths[song]) - 1  # inputs that have a target
+            size = n_in if self.chunk is None else self.chunk
+            for k, s in enumerate(range(0, n_in, size)):
+                rows.append((song, s, min(size, n_in - s), k == 0))
+        return np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+    def _plan(self, epoch: int, seed: int) -> np.ndarray:
+        """(steps, B) array of chunk-row indices, -1 for an idle stream; rows from _chunks."""
+        rng = np.random.default_rng([seed, epoch, 0x5EED])
+        if self.stateless:
+            chunks = self._chunks(np.arange(len(self.lengths)))
+            order = rng.permutation(len(chunks))
+            steps = -(-len(order) // self.batch)
+            plan = np.full(steps * self.batch, -1, dtype=np.int64)
+            plan[: len(order)] = order
+            return chunks, plan.reshape(steps, self.batch)
+        chunks = self._chunks(rng.permutation(len(self.lengths)))
+        n = len(chunks)
+        streams = min(self.batch, n)
+        steps = -(-n // streams)
+        plan = np.full((steps, self.batch), -1, dtype=np.int64)
+        for b in range(streams):  # stream b reads a contiguous run of chunks
+            run = np.arange(b * steps, min((b + 1) * steps, n))
+            plan[: len(run), b] = run
+        return chunks, plan
+
+    def steps_per_epoch(self) -> int:
+        return self._plan(0, 0)[1].shape[0]
+
+    def samples_per_epoch(self) -> int:
+        return int((self.lengths - 1).sum())
+
+    def epoch(
+        self, epoch: int, *, seed: int, start_step: int = 0, rank: int = 0, world: int = 1
+    ) -> Iterator[Batch]:
+        """Yield the batches of one epoch, from ``start_step``, for this rank's streams."""
+        chunks, plan = self._plan(epoch, seed)
+        plan = plan[:, rank::world]
+        for step in range(start_step, plan.shape[0]):
+            yield self._batch(chunks, plan[step], step, first_step=(step == 0))
+
+    def _batch(self, chunks: np.ndarray, rows: np.ndarray, step: int, first_step: bool) -> Batch:
+        active = rows >= 0
+        song = np.where(active, chunks[rows, 0], 0)
+        start = np.where(active, chunks[rows, 1], 0)
+        length = np.where(active, chunks[rows, 2], 0)
+        first = np.where(active, chunks[rows, 3], 1).astype(bool)
+        T = max(int(length.max()), 1)
+        t = np.arange(T)
+        mask = t[None, :] < length[:, None]  # (B, T)
+        pos = (
+            self.starts[song][:, None]
+            + start[:, None]
+            + np.minimum(t[None, :], np.maximum(length - 1, 0)[:, None])
+        )
+        x = self.flat[pos]  # (B, T, dim)
+        y = self.flat[pos + 1]
+        x[~mask] = 0.0
+        y[~mask] = 0.0
+        reset = first | first_step | self.stateless | ~active
+        return Batch(x=x, y=y, mask=mask, reset=reset, step=step)

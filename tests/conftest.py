@@ -1,0 +1,73 @@
+"""Shared fixtures: small generated audio and one tiny trained run, made once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("NOIZENET_QUIET", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SR = 22050
+
+
+def tone_song(seed: int, seconds: float = 1.0, sr: int = SR) -> np.ndarray:
+    """A few decaying notes: enough structure for a model to learn something quickly."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    y = np.zeros(n)
+    note = int(0.25 * sr)
+    t = np.arange(note) / sr
+    for start in range(0, n - note + 1, note):
+        f = rng.choice([220.0, 261.6, 329.6, 392.0])
+        y[start : start + note] += 0.4 * np.sin(2 * np.pi * f * t) * np.exp(-6 * t)
+    return y.astype(np.float32)
+
+
+def write_wav(path: Path, y: np.ndarray, sr: int = SR, **kwargs) -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, sr, **kwargs)
+    return path
+
+
+@pytest.fixture(scope="session")
+def song_dir(tmp_path_factory) -> Path:
+    """Five 1-second tone songs in two genre folders."""
+    root = tmp_path_factory.mktemp("songs")
+    for i in range(5):
+        write_wav(root / ("piano" if i % 2 else "guitar") / f"song {i}.wav", tone_song(i))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_config(song_dir):
+    from noizenet.config import Config
+
+    return Config().with_overrides(
+        {
+            "data.source": str(song_dir),
+            "data.songs": 3,
+            "data.seconds": 1.0,
+            "data.val_songs": 1,
+            "model.hidden": 8,
+            "train.epochs": 2,
+            "train.batch": 4,
+            "train.chunk": 256,
+            "train.lr": 0.01,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_config, tmp_path_factory):
+    """A trained run folder shared by generation, reproduction and CLI tests (read-only)."""
+    from noizenet.train import train
+
+    return train(
+        tiny_config, tmp_path_factory.mktemp("runs") / "tiny", progress=False, log=lambda *a: None
+    )

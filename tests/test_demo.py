@@ -1,0 +1,51 @@
+import json
+
+import numpy as np
+import soundfile as sf
+
+from noizenet.demo import SEEDS, run_demo
+from noizenet.errors import NoizeNetError
+
+
+def test_demo_writes_every_model_take_and_figure(tmp_path):
+    out = tmp_path / "demo"
+    small = {
+        "data.embedded_songs": 3,
+        "data.songs": 2,
+        "data.seconds": 1.0,
+        "model.hidden": 8,
+        "train.batch": 4,
+        "train.chunk": 512,
+    }
+    written = run_demo(
+        out, epochs=1, seconds=0.5, progress=False, log=lambda *a: None, overrides=small
+    )
+    for cell in ("lstm", "rnn"):
+        run = out / cell
+        assert (run / "model.safetensors").stat().st_size > 0
+        assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+        takes = sorted((run / "audio").glob("gen_*.wav"))
+        assert len(takes) == len(SEEDS)
+        for take in takes:
+            y, sr = sf.read(take)
+            assert sr == 22050 and y.size == round(0.5 * 22050)
+            assert np.all(np.isfinite(y)) and np.std(y) > 0  # not silent, not constant
+            assert (run / "figures" / f"{take.stem}_views.png").is_file()
+        assert len(list((run / "audio").glob("reproduction_*.wav"))) == 1
+    for name in ("loss_rnn_vs_lstm.png", "reproduction.png", "collapse.png"):
+        assert (out / "figures" / name).stat().st_size > 1000
+    summary = json.loads((out / "demo.json").read_text())
+    assert set(summary["collapse_s"]) == {"lstm", "rnn"}
+    assert set(summary["collapse_s"]["lstm"]) == set(SEEDS)
+    assert written["audio"] and written["figures"]
+
+
+def test_demo_refuses_to_overwrite_without_force(tmp_path):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "x").write_text("mine")
+    try:
+        run_demo(tmp_path / "demo", progress=False, log=lambda *a: None)
+    except NoizeNetError as exc:
+        assert "--force" in str(exc)
+    else:
+        raise AssertionError("overwrote an earlier demo")

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from noizenet.models import ModelSpec, NoizeNet, detach_state, reset_streams
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_chunked_stateful_forward_equals_whole_sequence(cell):
+    torch.manual_seed(0)
+    model = NoizeNet(ModelSpec(cell=cell, hidden=12, layers=2, dropout=0.5)).eval()
+    x = torch.randn(3, 100, 1)
+    whole, _ = model(x)
+    state, parts = None, []
+    for s in range(0, 100, 17):
+        y, state = model(x[:, s : s + 17], state)
+        state = detach_state(state)
+        parts.append(y)
+    torch.testing.assert_close(torch.cat(parts, 1), whole, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_step_equals_forward(cell):
+    torch.manual_seed(1)
+    model = NoizeNet(ModelSpec(cell=cell, hidden=6)).eval()
+    x = torch.randn(2, 20, 1)
+    whole, _ = model(x)
+    state = None
+    for t in range(20):
+        y, state = model.step(x[:, t], state)
+        torch.testing.assert_close(y, whole[:, t], atol=1e-6, rtol=1e-5)
+
+
+def test_dropout_is_active_in_training_only():
+    torch.manual_seed(0)
+    model = NoizeNet(ModelSpec(hidden=32, dropout=0.5))
+    x = torch.randn(1, 50, 1)
+    a, _ = model(x)
+    b, _ = model(x)
+    assert not torch.allclose(a, b)
+    model.eval()
+    torch.testing.assert_close(model(x)[0], model(x)[0])
+
+
+def test_reset_streams_zeroes_only_flagged_streams():
+    h = torch.ones(2, 3, 4)
+    state = reset_streams((h, h.clone()), torch.tensor([False, True, False]))
+    for s in state:
+        assert s[:, 1].abs().sum() == 0 and s[:, 0].abs().sum() == 8
+
+
+def test_shapes():
+    model = NoizeNet(ModelSpec(cell="gru", hidden=5, layers=3))
+    y, h = model(torch.zeros(4, 7, 1))
+    assert y.shape == (4, 7, 1) and h.shape == (3, 4, 5)
+    assert np.prod(model.init_state(4).shape) == 3 * 4 * 5

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from noizenet.train.streams import Streams
+
+
+def _songs():
+    return [np.arange(1000, 1000 + n, dtype=np.float32) for n in (50, 33, 70)]
+
+
+def _covered(streams, epoch=0, **kw):
+    """Every (input, target) pair the epoch trains on, from the batches' unpadded positions."""
+    pairs = []
+    for batch in streams.epoch(epoch, seed=3, **kw):
+        x, y = batch.x[..., 0], batch.y[..., 0]
+        pairs += list(zip(x[batch.mask].tolist(), y[batch.mask].tolist(), strict=True))
+    return pairs
+
+
+@pytest.mark.parametrize(
+    "batch, chunk, stateless", [(1, None, False), (4, 8, False), (3, 16, True), (16, 5, False)]
+)
+def test_every_next_sample_pair_is_trained_exactly_once(batch, chunk, stateless):
+    songs = _songs()
+    pairs = _covered(Streams(songs, batch=batch, chunk=chunk, stateless=stateless))
+    expected = [(float(s[i]), float(s[i + 1])) for s in songs for i in range(len(s) - 1)]
+    assert sorted(pairs) == sorted(expected)
+
+
+def test_targets_are_next_samples_and_never_cross_songs():
+    for batch in Streams(_songs(), batch=4, chunk=8).epoch(0, seed=0):
+        x, y = batch.x[..., 0], batch.y[..., 0]
+        assert np.all((y - x)[batch.mask] == 1)
+
+
+def test_state_resets_exactly_where_a_song_starts_or_a_stream_begins():
+    songs = _songs()
+    firsts = {float(s[0]) for s in songs}
+    for batch in Streams(songs, batch=3, chunk=10).epoch(1, seed=0):
+        starts_song = np.array([batch.mask[b, 0] and batch.x[b, 0, 0] in firsts for b in range(3)])
+        assert np.all(batch.reset[starts_song])
+        if batch.step > 0:
+            active = batch.mask[:, 0]
+            assert not np.any(batch.reset[active & ~starts_song])
+
+
+def test_whole_song_single_stream_is_the_papers_one_batch_mode():
+    batches = list(Streams(_songs(), batch=1, chunk=None).epoch(0, seed=0))
+    assert len(batches) == 3 and all(b.reset.all() for b in batches)
+    assert sorted(b.samples for b in batches) == [32, 49, 69]
+
+
+def test_plan_is_deterministic_and_changes_per_epoch():
+    s = Streams(_songs(), batch=2, chunk=8)
+    a = [b.x.copy() for b in s.epoch(0, seed=1)]
+    b = [b.x.copy() for b in s.epoch(0, seed=1)]
+    c = [b.x.copy() for b in s.epoch(1, seed=1)]
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not all(p.shape == q.shape and np.array_equal(p, q) for p, q in zip(a, c, strict=False))
+
+
+def test_resume_from_a_step_and_rank_sharding_partition_the_epoch():
+    s = Streams(_songs(), batch=4, chunk=8)
+    full = list(s.epoch(0, seed=0))
+    tail = list(s.epoch(0, seed=0, start_step=2))
+    assert [b.step for b in tail] == [b.step for b in full[2:]]
+    assert np.array_equal(tail[0].x, full[2].x)
+    pairs = sorted(_covered(s, rank=0, world=2) + _covered(s, rank=1, world=2))
+    assert pairs == sorted(_covered(s))
