@@ -134,7 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="noise injection: periodic:K (every K steps multiply the fed-back value "
         "by N(-1,1), the authors' code) or stall:M:EPS:SIGMA (when the last M outputs "
-        "span < EPS, add N(0,SIGMA)); model units",
+        "span < EPS, add N(0,SIGMA)); model units; regression heads only",
+    )
+    p.add_argument(
+        "--temperature",
+        default="1.0",
+        help="categorical heads: T, T0:T1 (linear over the take) or a comma list, one per "
+        "variation; 0 is argmax (default: 1.0)",
+    )
+    p.add_argument(
+        "--top-p", type=float, default=1.0, help="categorical heads: nucleus mass (default: 1)"
     )
     p.add_argument("--variations", type=int, default=1, help="independent takes (default: 1)")
     p.add_argument("--random-seed", type=int, default=0, help="fixes noise seeds and injection")
@@ -210,6 +219,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         seed_seconds=args.seed_seconds,
         inject=args.inject,
+        temperature=args.temperature,
+        top_p=args.top_p,
         variations=args.variations,
         random_seed=args.random_seed,
         out=args.out,

@@ -21,7 +21,8 @@ from noizenet.errors import ConfigError
 
 WHOLE_SONG = "whole-song"
 CELLS = ("rnn", "lstm", "gru")
-CODECS = ("zscore", "minmax")
+CODECS = ("zscore", "minmax", "mulaw", "linear-q", "fft")
+FFT_PARTS = ("real-imag", "logmag-phase")
 SCALINGS = ("corpus", "per-file")
 LOSSES = ("mse", "mae")
 OPTIMIZERS = ("adam", "sgd", "adadelta")
@@ -85,15 +86,31 @@ class DataConfig:
 class CodecConfig:
     name: str = _f(
         "zscore",
-        "how samples become model values: zscore (the paper) or minmax (to [-1, 1])",
+        "how samples become model values: zscore (the paper), minmax (to [-1, 1]), mulaw or "
+        "linear-q (quantised levels, categorical head, cross-entropy), fft (blocks of --block "
+        "samples, paper 5.7.1)",
         flag="--codec",
         choices=CODECS,
     )
     scaling: str = _f(
         "corpus",
         "fit the scaler on all training songs together, or per file as "
-        "the paper's StandardScaler did",
+        "the paper's StandardScaler did (zscore and minmax only)",
         choices=SCALINGS,
+    )
+    levels: int = _f(
+        256,
+        "quantisation levels for mulaw and linear-q (a power of 2, 2 to 65,536)",
+        minimum=2,
+        maximum=65536,
+    )
+    block: int = _f(
+        512, "fft: samples per block (even); blocks overlap by half", minimum=4, maximum=65536
+    )
+    fft_parts: str = _f(
+        "real-imag",
+        "fft: the real and imaginary parts (the authors' choice) or log-magnitude and phase",
+        choices=FFT_PARTS,
     )
 
 
@@ -102,6 +119,9 @@ class ModelConfig:
     cell: str = _f("lstm", "recurrent cell", flag="--model", choices=CELLS)
     hidden: int = _f(50, "hidden units per layer (paper: 50)", minimum=1, maximum=65536)
     layers: int = _f(1, "stacked recurrent layers", minimum=1, maximum=64)
+    embedding: int = _f(
+        32, "size of the input embedding of quantised values (mulaw, linear-q)", minimum=1
+    )
     dropout: float = _f(
         0.5, "dropout on recurrent outputs and between layers (paper: 0.5)", minimum=0, maximum=0.99
     )
@@ -205,6 +225,16 @@ class Config:
                     continue
                 name = f"{section_name}.{f.name}" if section_name else f.name
                 _check(name, getattr(section, f.name), f)
+        levels = self.codec.levels
+        if levels & (levels - 1):
+            raise ConfigError(f"codec.levels: must be a power of 2, got {levels}")
+        if self.codec.block % 2:
+            raise ConfigError(f"codec.block: must be even, got {self.codec.block}")
+        if self.codec.scaling == "per-file" and self.codec.name not in ("zscore", "minmax"):
+            raise ConfigError(
+                f"codec.scaling: per-file scaling applies to zscore and minmax only, not "
+                f"{self.codec.name!r} (quantised and FFT codecs normalise once over the corpus)"
+            )
         chunk = self.train.chunk
         if self.train.stateless and chunk == WHOLE_SONG:
             raise ConfigError(

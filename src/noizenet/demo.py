@@ -1,9 +1,10 @@
 """``noizenet demo``: the paper's system end to end on the embedded corpus, in a few minutes.
 
-Trains the paper's headline LSTM and an RNN with the same settings, reproduces a held-out song
-with both, generates from every seed kind, and draws every figure. The only departures from the
-paper's settings are the ones that make it fit a laptop's few minutes: fewer epochs, and
-stateful truncated BPTT over parallel streams instead of one whole-song batch.
+Trains the paper's headline LSTM and an RNN with the same settings, and beside them an LSTM with
+a mu-law categorical head (the field's answer to the paper's collapse); reproduces a held-out
+song with each, generates from every seed kind, measures collapse, and draws every figure. The
+only departures from the paper's settings are the ones that make it fit a laptop's few minutes:
+fewer epochs, and stateful truncated BPTT over parallel streams instead of one whole-song batch.
 """
 
 from __future__ import annotations
@@ -14,23 +15,31 @@ from typing import Any
 
 from noizenet.config import Config
 
-DEMO_EPOCHS = 6
-DEMO_SECONDS = 10.0  # generated per take
+DEMO_EPOCHS = 5
+DEMO_SECONDS = 30.0  # generated per take
 SEEDS = ("song", "white", "perlin", "silence")
 # The paper's remedy for collapse (5.7), in model units: when the last 10 ms of output span less
 # than 0.02 training standard deviations, kick the fed-back value with N(0, 1) noise.
 DEMO_INJECT = "stall:220:0.02:1.0"
+# name -> (label, config overrides): the paper's two models, and the field's answer to collapse
+MODELS = {
+    "lstm": ("LSTM, MSE (the paper)", {"model.cell": "lstm"}),
+    "rnn": ("RNN, MSE (the paper)", {"model.cell": "rnn"}),
+    "mulaw-lstm": (
+        "LSTM, mu-law 256 (cross-entropy)",
+        {"model.cell": "lstm", "codec.name": "mulaw"},
+    ),
+}
 
 
 def demo_config(
-    *, seed: int = 0, epochs: int | None = None, cell: str = "lstm", overrides: dict | None = None
+    *, seed: int = 0, epochs: int | None = None, overrides: dict | None = None
 ) -> Config:
     """The paper's headline settings on the embedded corpus, sized for the demo's budget."""
     return Config().with_overrides(
         {
             "seed": seed,
             "data.source": "embedded",
-            "model.cell": cell,
             "train.epochs": epochs or DEMO_EPOCHS,
             **(overrides or {}),
         }
@@ -64,20 +73,15 @@ def run_demo(
     seconds = seconds or DEMO_SECONDS
     t0 = time.perf_counter()
     runs = {}
-    for cell in ("lstm", "rnn"):
-        cfg = demo_config(seed=seed, epochs=epochs, cell=cell, overrides=overrides)
+    for name, (label, model_overrides) in MODELS.items():
+        cfg = demo_config(
+            seed=seed, epochs=epochs, overrides={**model_overrides, **(overrides or {})}
+        )
         log(
-            f"== training the paper's {cell.upper()} (hidden {cfg.model.hidden}, dropout "
-            f"{cfg.model.dropout}, {cfg.train.optimizer} lr {cfg.train.lr}, "
-            f"{cfg.train.epochs} epochs)"
+            f"== training {label}: hidden {cfg.model.hidden}, dropout {cfg.model.dropout}, "
+            f"{cfg.train.optimizer} lr {cfg.train.lr}, {cfg.train.epochs} epochs"
         )
-        runs[cell] = train(
-            cfg,
-            out / cell,
-            force=True,
-            progress=progress,
-            log=log,
-        )
+        runs[name] = train(cfg, out / name, force=True, progress=progress, log=log)
     figures_dir = out / "figures"
     written: dict[str, Any] = {
         "runs": {k: r.path for k, r in runs.items()},
@@ -86,9 +90,9 @@ def run_demo(
     }
     written["figures"].append(
         loss_figure_multi(
-            {k.upper(): r.metrics() for k, r in runs.items()},
+            {k.upper(): runs[k].metrics() for k in ("lstm", "rnn")},
             out=figures_dir / "loss_rnn_vs_lstm.png",
-            title="Training (solid) and validation (dashed) loss",
+            title="MSE models: training (solid) and validation (dashed) loss",
         )
     )
 
@@ -96,61 +100,60 @@ def run_demo(
     song = Path(held_out["path"])
     log(f"== reproducing held-out song {held_out['id']} ({held_out['genre']})")
     reps = {}
-    for cell, run in runs.items():
+    for name, run in runs.items():
         rep = reproduce(run, song, seconds=seconds)
-        reps[cell] = rep
+        reps[name] = rep
         written["audio"].append(rep.path)
-        log(f"{cell.upper()} reproduction: one-step SNR {rep.snr_db:.2f} dB -> {rep.path}")
+        log(f"{name}: reproduction one-step SNR {rep.snr_db:.2f} dB -> {rep.path}")
+    mid = min(seconds, reps["lstm"].original.size / runs["lstm"].sr) / 2
     written["figures"].append(
         comparison_figure(
-            {
-                "original": reps["lstm"].original,
-                "LSTM": reps["lstm"].predicted,
-                "RNN": reps["rnn"].predicted,
-            },
+            {"original": reps["lstm"].original}
+            | {MODELS[k][0]: r.predicted for k, r in reps.items()},
             sr=runs["lstm"].sr,
             out=figures_dir / "reproduction.png",
             title=f"Reproduction of {held_out['id']}",
-            zoom_s=(seconds / 2, seconds / 2 + 0.02),  # 20 ms mid-song: the sample view
+            zoom_s=(mid, mid + 0.02),  # 20 ms mid-song: the sample view
         )
     )
 
     collapse: dict[str, dict[str, float | None]] = {}
     first_ms: dict[str, Any] = {}
-    for cell, run in runs.items():
-        log(f"== generating {seconds:g} s from each seed kind with the {cell.upper()}")
-        collapse[cell] = {}
+    for name, run in runs.items():
+        categorical = run.info["codec"]["name"] in ("mulaw", "linear-q")
+        log(f"== generating {seconds:g} s from each seed kind with {MODELS[name][0]}")
+        collapse[name] = {}
         for kind in SEEDS:
-            seed_text = f"song:{song}@{seconds:g}" if kind == "song" else kind
-            # as the paper ran it: no noise in the feedback loop; measured, not written
-            plain = generate(run, seed=seed_text, seconds=seconds, random_seed=seed, write=False)[0]
+            seed_text = f"song:{song}@{min(seconds, 10):g}" if kind == "song" else kind
+            gen = {"seed": seed_text, "seconds": seconds, "random_seed": seed}
+            if categorical:  # it samples: no noise injection needed
+                take = plain = generate(run, **gen)[0]
+            else:  # as the paper ran it (measured, not written), then with its remedy
+                plain = generate(run, **gen, write=False)[0]
+                take = generate(run, **gen, inject=DEMO_INJECT)[0]
             t = collapse_time(plain.audio, sr=run.sr, reference_rms=run.info["train_rms"])
-            collapse[cell][kind] = t
-            take = generate(
-                run, seed=seed_text, seconds=seconds, random_seed=seed, inject=DEMO_INJECT
-            )[0]
+            collapse[name][kind] = t
             if kind == "song":
-                first_ms[f"{cell.upper()}, no injection"] = plain.audio
-                first_ms[f"{cell.upper()}, {DEMO_INJECT}"] = take.audio
+                first_ms[f"{name}, plain"] = plain.audio
+                if not categorical:
+                    first_ms[f"{name}, {DEMO_INJECT}"] = take.audio
             written["audio"].append(take.path)
             written["figures"] += audio_figures(
                 take.audio,
                 sr=run.sr,
                 out_dir=run.path / "figures",
                 stem=take.path.stem,
-                title=f"{cell.upper()}: {take.path.name}",
+                title=f"{MODELS[name][0]}: {take.path.name}",
             )
             when = "never" if t is None else f"after {t * 1000:.0f} ms"
-            log(
-                f"{cell.upper()} from {kind}: without injection it collapses {when}; "
-                f"with {DEMO_INJECT}: {take.path}"
-            )
+            how = "sampled at temperature 1" if categorical else "without injection"
+            log(f"{name} from {kind}: {how} it collapses {when} -> {take.path}")
     written["figures"].append(
         comparison_figure(
             first_ms,
             sr=runs["lstm"].sr,
             out=figures_dir / "collapse.png",
-            title="Free-running output after a song seed: collapse, and noise injection",
+            title="Free-running output after a song seed: MSE collapse, noise injection, mu-law",
             zoom_s=(0.0, 0.03),
         )
     )
@@ -162,7 +165,9 @@ def run_demo(
         {
             "collapse_s": collapse,
             "inject": DEMO_INJECT,
+            "seconds": seconds,
             "reproduction_snr_db": {k: r.snr_db for k, r in reps.items()},
+            "final_metrics": {k: r.info["metrics"] for k, r in runs.items()},
         },
     )
     log(f"== demo finished in {time.perf_counter() - t0:.0f} s")

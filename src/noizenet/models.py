@@ -1,4 +1,9 @@
-"""NoizeNet: input -> RNN | LSTM | GRU stack -> dropout -> linear head (paper section 4, 5.2)."""
+"""NoizeNet: input -> RNN | LSTM | GRU stack -> dropout -> head (paper section 4, 5.2).
+
+Two heads: a regression head (the paper's: one value, or one FFT block vector, per step) and a
+categorical head (``levels`` > 0: a softmax over quantised sample values, with an embedding of
+the quantised input as SampleRNN found it matters).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,12 @@ class ModelSpec:
     dropout: float = 0.5  # on recurrent outputs, and between layers when layers > 1
     in_dim: int = 1  # model values per step going in (1: one raw sample)
     out_dim: int = 1  # values per step coming out (regression head)
+    levels: int = 0  # > 0: categorical head over this many classes, embedded input
+    embedding: int = 32  # size of the input embedding (categorical only)
+
+    @property
+    def categorical(self) -> bool:
+        return self.levels > 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,8 +53,9 @@ class NoizeNet(nn.Module):
             raise ValueError(f"unknown cell {spec.cell!r} (choose from {', '.join(_CELLS)})")
         self.spec = spec
         kwargs: dict[str, Any] = {"nonlinearity": "tanh"} if spec.cell == "rnn" else {}
+        self.embed = nn.Embedding(spec.levels, spec.embedding) if spec.categorical else None
         self.rnn = _CELLS[spec.cell](
-            spec.in_dim,
+            spec.embedding if spec.categorical else spec.in_dim,
             spec.hidden,
             spec.layers,
             batch_first=True,
@@ -51,7 +63,7 @@ class NoizeNet(nn.Module):
             **kwargs,
         )
         self.drop = nn.Dropout(spec.dropout)
-        self.head = nn.Linear(spec.hidden, spec.out_dim)
+        self.head = nn.Linear(spec.hidden, spec.levels if spec.categorical else spec.out_dim)
 
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
         """Zero hidden state for ``batch`` streams: (layers, batch, hidden)."""
@@ -59,7 +71,12 @@ class NoizeNet(nn.Module):
         return (h, h.clone()) if self.spec.cell == "lstm" else h
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """x: (batch, time, in_dim) -> y: (batch, time, out_dim), final state."""
+        """x: (batch, time, in_dim) -> y: (batch, time, out_dim), final state.
+
+        Categorical: x holds class indices (batch, time, 1) and y the logits (batch, time, levels).
+        """
+        if self.embed is not None:
+            x = self.embed(x[..., 0].long())  # (batch, time, embedding)
         out, state = self.rnn(x, state)  # (batch, time, hidden)
         return self.head(self.drop(out)), state
 

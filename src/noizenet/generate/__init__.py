@@ -33,6 +33,28 @@ def _open(run: Any) -> Any:
     return run if isinstance(run, Run) else Run.open(run)
 
 
+def parse_temperature(text: str | float, variations: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-take temperature schedules from ``T``, ``T0:T1`` (linear over the take) or a comma
+    list of either, one per variation (cycled). Returns (start, end) arrays of length
+    ``variations``. Temperature 0 is argmax."""
+    items = [str(text)] if not isinstance(text, str) else text.split(",")
+    starts, ends = [], []
+    for item in items:
+        parts = item.strip().split(":")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            values = []
+        if len(values) not in (1, 2) or any(not np.isfinite(v) or v < 0 for v in values):
+            raise NoizeNetError(
+                f"--temperature {text!r}: expected T, T0:T1 or a comma list of them (T >= 0)"
+            )
+        starts.append(values[0])
+        ends.append(values[-1])
+    idx = np.arange(variations) % len(starts)
+    return np.asarray(starts)[idx], np.asarray(ends)[idx]
+
+
 def generate(
     run: Any,
     *,
@@ -40,6 +62,8 @@ def generate(
     seconds: float = 10.0,
     seed_seconds: float = 1.0,
     inject: str | Injection | None = None,
+    temperature: str | float = 1.0,
+    top_p: float = 1.0,
     variations: int = 1,
     random_seed: int = 0,
     out: str | Path | None = None,
@@ -53,19 +77,22 @@ def generate(
     seed : ``song:PATH[@OFFSET_S]``, ``white``, ``perlin`` or ``silence``
     seconds : length of the generated audio (the seed is not included)
     seed_seconds : how much seed the hidden state is primed on
-    inject : noise injection, ``periodic:K`` or ``stall:M:EPS:SIGMA`` (model units)
-    variations : independent takes, generated side by side (noise seeds and injected noise
-        differ per take; a song seed is shared)
-    random_seed : fixes noise seeds and injected noise
+    inject : regression heads: noise injection, ``periodic:K`` or ``stall:M:EPS:SIGMA`` (model
+        units)
+    temperature : categorical heads: ``T``, ``T0:T1`` (linear schedule) or a comma list, one per
+        variation; 0 is argmax
+    top_p : categorical heads: sample only from the smallest set of classes holding this mass
+    variations : independent takes, generated side by side (noise seeds, injected noise and
+        sampling differ per take; a song seed is shared)
+    random_seed : fixes noise seeds, injected noise and sampling
     out : WAV path (with several variations, ``_v{i}`` is added before the suffix); default
-        ``RUN/audio/gen_{seed}_e{epochs}_v{i}.wav``
+        ``RUN/audio/gen_{seed}_e{epochs}[_t{T}]_v{i}.wav``
 
     Returns
     -------
     list of :class:`Take`, one per variation
     """
-    from noizenet.generate.kernels import kernel_weights
-    from noizenet.generate.kernels import run as run_kernel
+    from noizenet.codecs import steps_for
 
     run = _open(run)
     spec = parse_seed(seed) if isinstance(seed, str) else seed
@@ -74,9 +101,17 @@ def generate(
         raise NoizeNetError("--seconds and --seed-seconds must be > 0")
     if variations < 1:
         raise NoizeNetError(f"--variations must be >= 1, got {variations}")
+    if not 0 < top_p <= 1:
+        raise NoizeNetError(f"--top-p must be in (0, 1], got {top_p}")
+    temps = parse_temperature(temperature, variations)
     sr = run.sr
     codec = run.codec()
     model = run.model()
+    categorical = codec.kind == "categorical"
+    if categorical and injection.mode:
+        raise NoizeNetError(
+            "--inject applies to regression heads; a categorical head samples, use --temperature"
+        )
     rng = np.random.default_rng(random_seed)
     n = round(seconds * sr)
     rms = float(run.info.get("train_rms", 0.1))
@@ -88,13 +123,13 @@ def generate(
     t_seed = min(s.size for s in seeds)
     stats = [codec.stats_for(s) for s in seeds]
     forced = np.stack([codec.encode(s[:t_seed], st) for s, st in zip(seeds, stats, strict=True)])
-    noise = rng.standard_normal((variations, n)).astype(np.float32)
-    _, values, _ = run_kernel(kernel_weights(model), forced, n, injection=injection, noise=noise)
+    steps = steps_for(codec, n)
+    values = _free_run(model, codec, forced, steps, injection, temps, top_p, rng)
 
     takes = []
     epochs = run.info.get("metrics", {}).get("epochs", 0)
     for i in range(variations):
-        audio = codec.decode(values[i], stats[i])
+        audio = _decode(codec, values[i], stats[i], n)
         if not np.all(np.isfinite(audio)):
             raise NoizeNetError(
                 f"{run.path}: the model produced non-finite samples "
@@ -102,12 +137,53 @@ def generate(
             )
         take = Take(audio, seeds[i], spec, i)
         if write:
-            take.path = _take_path(run, out, spec, epochs, i, variations, injection)
+            tag = _tag(categorical, injection, temps[0][i], temps[1][i], top_p)
+            take.path = _take_path(run, out, spec, epochs, i, variations, tag)
             from noizenet.audio import write as write_wav
 
             write_wav(take.path, audio, sr=sr)
         takes.append(take)
     return takes
+
+
+def _free_run(model, codec, forced, steps, injection, temps, top_p, rng) -> np.ndarray:
+    """Prime on ``forced`` and run ``steps`` steps free, with the codec's head."""
+    from noizenet.generate.kernels import kernel_weights, run, run_categorical
+
+    B = forced.shape[0]
+    if codec.kind == "categorical":
+        uniforms = rng.random((B, max(steps, 1)))
+        _, out, _ = run_categorical(
+            kernel_weights(model),
+            forced,
+            steps,
+            level_values=codec.level_values(),
+            temperature=temps,
+            top_p=top_p,
+            uniforms=uniforms,
+        )
+        return out
+    noise = rng.standard_normal((B, max(steps, 1), codec.dim)).astype(np.float32)
+    if forced.ndim == 2:  # one value per step
+        noise = noise[:, :, 0]
+    _, out, _ = run(kernel_weights(model), forced, steps, injection=injection, noise=noise)
+    return out
+
+
+def _decode(codec, values: np.ndarray, stats: Any, n: int) -> np.ndarray:
+    from noizenet.codecs import FFTCodec
+
+    if isinstance(codec, FFTCodec):
+        return codec.decode(values, length=n)
+    return codec.decode(values, stats)[:n]
+
+
+def _tag(categorical: bool, injection: Injection, t0: float, t1: float, top_p: float) -> str:
+    """What made a take, for its file name (prism-samplernn style)."""
+    if categorical:
+        tag = f"_t{t0:g}" if t0 == t1 else f"_t{t0:g}-{t1:g}"
+        return tag + (f"_p{top_p:g}" if top_p < 1 else "")
+    return {0: "", 1: "_inj-periodic", 2: "_inj-stall"}[injection.mode]
 
 
 def _take_path(
@@ -117,13 +193,12 @@ def _take_path(
     epochs: int,
     i: int,
     variations: int,
-    injection: Injection,
+    tag: str,
 ) -> Path:
     if out is not None:
         out = Path(out)
         return out if variations == 1 else out.with_name(f"{out.stem}_v{i}{out.suffix}")
-    inj = "" if injection.mode == 0 else ("_inj-periodic" if injection.mode == 1 else "_inj-stall")
-    return run.path / "audio" / f"gen_{spec.label}_e{epochs}{inj}_v{i}.wav"
+    return run.path / "audio" / f"gen_{spec.label}_e{epochs}{tag}_v{i}.wav"
 
 
 @dataclass
@@ -145,9 +220,14 @@ def reproduce(
     out: str | Path | None = None,
     write: bool = True,
 ) -> Reproduction:
-    """Feed an unseen song one sample at a time and record the one-step predictions."""
+    """Feed an unseen song one step at a time and record the one-step predictions.
+
+    Regression heads give their prediction; categorical heads the expected value of their
+    predicted distribution; FFT models predict each next block, inverted by overlap-add.
+    """
     from noizenet.audio import load
-    from noizenet.generate.kernels import kernel_weights
+    from noizenet.codecs import FFTCodec
+    from noizenet.generate.kernels import kernel_weights, run_categorical
     from noizenet.generate.kernels import run as run_kernel
 
     run = _open(run)
@@ -157,23 +237,26 @@ def reproduce(
     if y.size < 2:
         raise NoizeNetError(f"{song}: too short to reproduce ({y.size} samples)")
     stats = codec.stats_for(y)
-    pred, _, _ = run_kernel(kernel_weights(model), codec.encode(y, stats)[None, :], 0)
-    predicted = np.empty_like(y)
-    predicted[0] = y[0]  # nothing precedes the first sample
-    predicted[1:] = codec.decode(pred[0, :-1], stats)
+    values = codec.encode(y, stats)
+    weights = kernel_weights(model)
+    if codec.kind == "categorical":
+        pred, _, _ = run_categorical(weights, values[None], 0, level_values=codec.level_values())
+        predicted = np.concatenate([y[:1], pred[0, :-1]]).astype(np.float32)
+    elif isinstance(codec, FFTCodec):
+        pred, _, _ = run_kernel(weights, values[None], 0)
+        frames = np.concatenate([values[:1], pred[0, :-1]])
+        predicted = codec.decode(frames, length=y.size)
+    else:
+        pred, _, _ = run_kernel(weights, values[None, :], 0)
+        predicted = np.concatenate([y[:1], codec.decode(pred[0, :-1], stats)])
     err = y[1:] - predicted[1:]
-    snr = float(
-        10
-        * np.log10(
-            np.sum(y[1:].astype(np.float64) ** 2) / max(np.sum(err.astype(np.float64) ** 2), 1e-20)
-        )
-    )
+    signal = np.sum(y[1:].astype(np.float64) ** 2)
+    snr = float(10 * np.log10(signal / max(np.sum(err.astype(np.float64) ** 2), 1e-20)))
     result = Reproduction(y, predicted, snr)
     if write:
         from noizenet.audio import write as write_wav
 
-        result.path = (
-            Path(out) if out else run.path / "audio" / f"reproduction_{Path(song).stem}.wav"
-        )
+        default = run.path / "audio" / f"reproduction_{Path(song).stem}.wav"
+        result.path = Path(out) if out else default
         write_wav(result.path, predicted, sr=run.sr)
     return result

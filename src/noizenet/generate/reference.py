@@ -1,4 +1,4 @@
-"""The slow, obviously correct generation path: PyTorch, one ``model.step`` per sample.
+"""The slow, obviously correct generation path: PyTorch, one ``model.step`` per step.
 
 It exists to test the fast kernels against (outputs must agree on the same weights and the same
 random numbers) and as documentation of what the kernels compute.
@@ -10,6 +10,24 @@ import numpy as np
 import torch
 
 from noizenet.generate.kernels import INJECT_PERIODIC, INJECT_STALL, Injection
+
+
+def sample(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:
+    """Inverse-CDF draw from softmax(logits / temperature), restricted to the top-p nucleus."""
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    z = (np.asarray(logits, np.float64) - np.max(logits)) / temperature
+    probs = np.exp(z)
+    total = probs.sum()
+    if top_p < 1.0:
+        order = np.argsort(-probs, kind="stable")
+        cum = np.cumsum(probs[order])
+        n_kept = int(np.searchsorted(cum, top_p * total)) + 1  # first mass >= top_p
+        n_kept = min(n_kept, probs.size)
+        kept = order[:n_kept]
+        pick = int(np.searchsorted(np.cumsum(probs[kept]), u * cum[n_kept - 1]))
+        return int(kept[min(pick, n_kept - 1)])
+    return int(min(np.searchsorted(np.cumsum(probs), u * total), probs.size - 1))
 
 
 @torch.no_grad()
@@ -24,29 +42,72 @@ def reference_run(
     """Same contract as :func:`noizenet.generate.kernels.run` (without state in or out)."""
     injection = injection or Injection()
     model.eval()
-    forced = np.atleast_2d(np.asarray(forced, dtype=np.float32))
-    B, T = forced.shape
-    noise = np.zeros((B, max(n_free, 1)), np.float32) if noise is None else noise
-    pred = np.zeros((B, T), np.float32)
-    out = np.zeros((B, n_free), np.float32)
+    forced = np.asarray(forced, dtype=np.float32)
+    forced = forced[None] if forced.ndim == 1 else forced
+    vector = forced.ndim == 3
+    forced = forced if vector else forced[:, :, None]
+    B, T, D = forced.shape
+    noise = np.zeros((B, max(n_free, 1), D), np.float32) if noise is None else noise
+    noise = noise if noise.ndim == 3 else noise[:, :, None]
+    pred = np.zeros((B, T, D), np.float32)
+    out = np.zeros((B, n_free, D), np.float32)
     state = model.init_state(B)
     y = None
     for t in range(T):
-        y, state = model.step(torch.from_numpy(forced[:, t : t + 1]), state)
-        pred[:, t] = y[:, 0].numpy()
+        y, state = model.step(torch.from_numpy(forced[:, t]), state)
+        pred[:, t] = y.numpy()
     history: list[np.ndarray] = []
     for j in range(n_free):
         if j > 0:
-            y, state = model.step(torch.from_numpy(out[:, j - 1 : j]), state)
-        v = y[:, 0].numpy().copy()
+            y, state = model.step(torch.from_numpy(out[:, j - 1]), state)
+        v = y.numpy().copy()
         if injection.mode == INJECT_PERIODIC and (j + 1) % injection.period == 0:
             v = v * (noise[:, j] - 1.0)
         elif injection.mode == INJECT_STALL:
             history.append(v.copy())
-            recent = np.stack(history[-injection.window :])
             if len(history) >= injection.window:
-                stalled = recent.max(0) - recent.min(0) < injection.eps
+                recent = np.stack(history[-injection.window :])  # (M, B, D)
+                span = (recent.max(0) - recent.min(0)).max(-1)  # (B,)
+                stalled = (span < injection.eps)[:, None]
                 v = np.where(stalled, v + injection.sigma * noise[:, j], v)
                 history[-1] = v.copy()
         out[:, j] = v
+    if not vector:
+        pred, out = pred[:, :, 0], out[:, :, 0]
+    return pred, out
+
+
+@torch.no_grad()
+def reference_categorical(
+    model,
+    forced: np.ndarray,
+    n_free: int,
+    *,
+    level_values: np.ndarray,
+    temperature: tuple[np.ndarray, np.ndarray],
+    top_p: float,
+    uniforms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Same contract as :func:`noizenet.generate.kernels.run_categorical` (no state)."""
+    model.eval()
+    forced = np.atleast_2d(forced).astype(np.int64)
+    B, T = forced.shape
+    t0, t1 = temperature
+    pred = np.zeros((B, T), np.float32)
+    out = np.zeros((B, n_free), np.int64)
+    state = model.init_state(B)
+    logits = None
+    for t in range(T):
+        x = torch.from_numpy(forced[:, t : t + 1].astype(np.float32))
+        logits, state = model.step(x, state)
+        p = torch.softmax(logits.double(), -1).numpy()
+        pred[:, t] = p @ np.asarray(level_values, np.float64)
+    for j in range(n_free):
+        if j > 0:
+            x = torch.from_numpy(out[:, j - 1 : j].astype(np.float32))
+            logits, state = model.step(x, state)
+        frac = j / (n_free - 1) if n_free > 1 else 0.0
+        for b in range(B):
+            temp = t0[b] + (t1[b] - t0[b]) * frac
+            out[b, j] = sample(logits[b].numpy(), temp, top_p, uniforms[b, j])
     return pred, out

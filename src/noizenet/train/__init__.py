@@ -94,6 +94,8 @@ def train(
         dropout=config.model.dropout,
         in_dim=codec.dim,
         out_dim=codec.dim,
+        levels=getattr(codec, "levels", 0) if codec.kind == "categorical" else 0,
+        embedding=config.model.embedding,
     )
     model = NoizeNet(spec)
     chunk = None if config.train.chunk == WHOLE_SONG else int(config.train.chunk)
@@ -158,12 +160,17 @@ def train(
             "train_loss": result.train_loss,
             "val_loss": result.val_loss,
             "samples_per_s": record["samples_per_s"],
+            **({k: record[k] for k in ("train_bits", "val_bits") if k in record}),
         }
         atomic_write_json(out / "run.json", info)
         val = "-" if result.val_loss is None else f"{result.val_loss:.5g}"
+        bits = ""
+        if "train_bits" in record:
+            vb = "-" if record["val_bits"] is None else f"{record['val_bits']:.3f}"
+            bits = f" (bits/sample: train {record['train_bits']:.3f}, val {vb})"
         log(
             f"epoch {result.epoch}/{config.train.epochs}: train loss {result.train_loss:.5g}, "
-            f"val loss {val}, {record['samples_per_s']:,.0f} samples/s"
+            f"val loss {val}{bits}, {record['samples_per_s']:,.0f} samples/s"
         )
 
     trainer.on_epoch.append(checkpoint)

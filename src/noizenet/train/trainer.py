@@ -51,6 +51,10 @@ def elementwise_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.
         return lambda pred, target: (pred - target).pow(2).mean(-1)
     if name == "mae":
         return lambda pred, target: (pred - target).abs().mean(-1)
+    if name == "ce":  # categorical head: logits (B, T, levels), target indices (B, T, 1)
+        return lambda logits, target: torch.nn.functional.cross_entropy(
+            logits.flatten(0, -2), target[..., 0].long().flatten(), reduction="none"
+        ).view(target.shape[:-1])
     raise ValueError(f"unknown loss {name!r}")
 
 
@@ -62,6 +66,7 @@ class EpochResult:
     samples: int
     seconds: float
     skipped_steps: int = 0
+    loss: str = "mse"  # "ce": losses are cross-entropy in nats, also reported in bits
 
     @property
     def samples_per_s(self) -> float:
@@ -76,7 +81,13 @@ class EpochResult:
             "seconds": round(self.seconds, 4),
             "samples_per_s": round(self.samples_per_s, 1),
             "skipped_steps": self.skipped_steps,
+            **(self.bits() if self.loss == "ce" else {}),
         }
+
+    def bits(self) -> dict[str, float | None]:
+        """Cross-entropy in bits per sample (log2(levels) for a uniform guess)."""
+        val = None if self.val_loss is None else self.val_loss / math.log(2)
+        return {"train_bits": self.train_loss / math.log(2), "val_bits": val}
 
 
 @dataclass
@@ -94,7 +105,9 @@ class Trainer:
     def __post_init__(self) -> None:
         self.model.to(self.device)
         self.optimizer = make_optimizer(self.model, self.cfg)
-        self.loss_fn = elementwise_loss(self.cfg.loss)
+        # a categorical head is trained with cross-entropy whatever train.loss says
+        self.loss_name = "ce" if self.model.spec.categorical else self.cfg.loss
+        self.loss_fn = elementwise_loss(self.loss_name)
         self.epoch = 0  # epochs completed
         self.history: list[EpochResult] = []
         self.state: State | None = None  # carried hidden state of every stream
@@ -173,7 +186,9 @@ class Trainer:
                 )
         seconds = time.perf_counter() - t0
         train_loss = total / count if count else math.nan
-        result = EpochResult(self.epoch + 1, train_loss, self.validate(), samples, seconds, skipped)
+        result = EpochResult(
+            self.epoch + 1, train_loss, self.validate(), samples, seconds, skipped, self.loss_name
+        )
         self.epoch += 1
         self.history.append(result)
         for cb in self.on_epoch:
@@ -190,7 +205,7 @@ class Trainer:
         """Mean loss of teacher-forced next-sample prediction over the validation tracks."""
         if not self.val_tracks:
             return None
-        return sequence_loss(self.model, self.val_tracks, self.cfg.loss, device=self.device)
+        return sequence_loss(self.model, self.val_tracks, self.loss_name, device=self.device)
 
 
 @torch.no_grad()
