@@ -182,6 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seconds", type=float, default=None, help="only the first SECONDS")
     p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
+    p = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="training and generation speed beside the paper's algorithms",
+        description="Measure training samples/s and generation real-time factor for hidden 50 "
+        "and 512, MSE and mu-law heads, 1 and 64 streams, beside the paper's sliding-window "
+        "training, its window re-ingest generation and a plain per-sample PyTorch loop. "
+        "Medians of --repeats timed runs after a warm-up, all in this one process.",
+    )
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions (default: 5)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--quick", action="store_true", help="a fraction of the work (smoke test)")
     return parser
 
 
@@ -280,12 +292,28 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from noizenet.bench import rows_json, run_bench
+
+    if args.repeats < 1:
+        raise NoizeNetError(f"--repeats must be >= 1, got {args.repeats}")
+    rows = run_bench(
+        repeats=args.repeats, quick=args.quick, log=(lambda *a: None) if args.json else print
+    )
+    if args.json:
+        print(json.dumps(rows_json(rows), indent=2))
+    return 0
+
+
 COMMANDS = {
     "demo": _cmd_demo,
     "train": _cmd_train,
     "generate": _cmd_generate,
     "reproduce": _cmd_reproduce,
     "plot": _cmd_plot,
+    "bench": _cmd_bench,
 }
 
 

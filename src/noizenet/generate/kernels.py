@@ -192,7 +192,7 @@ def _sample(logits, temperature, top_p, u, probs):
     return L - 1
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
+@numba.njit(cache=True, fastmath=True, error_model="numpy", parallel=True)
 def _run_regression(
     cell,
     w_ih0,
@@ -225,12 +225,12 @@ def _run_regression(
     T = forced.shape[1]
     D = head_w.shape[0]
     GH = w_hh.shape[1]
-    gi = np.empty(GH, dtype=np.float32)
-    gh = np.empty(GH, dtype=np.float32)
-    y = np.empty(D, dtype=np.float32)
-    feed = np.empty(D, dtype=np.float32)
-    ring = np.empty((max(window, 1), D), dtype=np.float32)
-    for b in range(B):
+    for b in numba.prange(B):  # streams are independent: one per core
+        gi = np.empty(GH, dtype=np.float32)
+        gh = np.empty(GH, dtype=np.float32)
+        y = np.empty(D, dtype=np.float32)
+        feed = np.empty(D, dtype=np.float32)
+        ring = np.empty((max(window, 1), D), dtype=np.float32)
         hb = np.ascontiguousarray(h[:, b, :])
         cb = np.ascontiguousarray(c[:, b, :])
         filled = 0
@@ -270,7 +270,7 @@ def _run_regression(
         c[:, b, :] = cb
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
+@numba.njit(cache=True, fastmath=True, error_model="numpy", parallel=True)
 def _run_categorical(
     cell,
     w_ih0,
@@ -304,11 +304,11 @@ def _run_categorical(
     T = forced.shape[1]
     levels = head_w.shape[0]
     GH = w_hh.shape[1]
-    gi = np.empty(GH, dtype=np.float32)
-    gh = np.empty(GH, dtype=np.float32)
-    logits = np.empty(levels, dtype=np.float32)
-    probs = np.empty(levels, dtype=np.float64)
-    for b in range(B):
+    for b in numba.prange(B):  # streams are independent: one per core
+        gi = np.empty(GH, dtype=np.float32)
+        gh = np.empty(GH, dtype=np.float32)
+        logits = np.empty(levels, dtype=np.float32)
+        probs = np.empty(levels, dtype=np.float64)
         hb = np.ascontiguousarray(h[:, b, :])
         cb = np.ascontiguousarray(c[:, b, :])
         feed = 0

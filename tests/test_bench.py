@@ -1,0 +1,24 @@
+"""The benchmark's measuring functions run and report positive rates (no timing assertions)."""
+
+import json
+
+from noizenet import bench
+
+
+def test_each_measurement_runs_on_tiny_sizes():
+    assert bench.training_rate(8, False, batch=2, chunk=16, steps=1, repeats=1) > 0
+    assert bench.training_rate(8, True, batch=2, chunk=16, steps=1, repeats=1) > 0
+    assert bench.paper_training_rate(8, window=20, samples=2, repeats=1) > 0
+    assert bench.paper_generation_rate(8, window=20, samples=2, repeats=1) > 0
+    assert bench.torch_loop_rate(8, samples=5, repeats=1) > 0
+    for cat in (False, True):
+        assert bench.generation_rate(8, cat, streams=3, seconds=0.001, repeats=1) > 0
+
+
+def test_rows_report_ratios_and_targets():
+    row = bench.Row("generation, 1 stream", 44100.0, "paper", 441.0, 35, 50, "x real time")
+    assert row.value == 2.0 and row.ratio == 100.0
+    text = bench.format_row(row)
+    assert "2.0 x real time" in text and "100x paper" in text and "BELOW floor 35" in text
+    data = bench.rows_json([row])
+    assert json.loads(json.dumps(data))[0]["ratio"] == 100.0
