@@ -293,10 +293,17 @@ def clipped_fraction(y: np.ndarray) -> float:
 
 
 def audio_stats(y: np.ndarray, *, sr: int = 22050, reference_rms: float) -> dict[str, Any]:
-    """Collapse time, flatness, DC offset and clipped fraction of one signal, as a dict."""
+    """Collapse time, flatness, DC offset and clipped fraction of one generated signal.
+
+    Flatness is taken of the part before the collapse only (None if that is shorter than one
+    2048-sample frame): after it the signal is a constant or a loop, and the flatness of what
+    is left (rounding noise once the mean is removed) would read as white noise.
+    """
+    t = collapse_time(y, sr=sr, reference_rms=reference_rms)
+    playing = np.asarray(y) if t is None else np.asarray(y)[: round(t * sr)]
     return {
-        "collapse_s": collapse_time(y, sr=sr, reference_rms=reference_rms),
-        "flatness": spectral_flatness(y),
+        "collapse_s": t,
+        "flatness": spectral_flatness(playing) if playing.size >= 2048 else None,
         "dc_offset": dc_offset(y),
         "clipped_fraction": clipped_fraction(y),
     }
