@@ -61,11 +61,16 @@ def collapse_grid(
             ms = [top if t is None else t * 1000 for _, t in values]
             never = [t is None for _, t in values]
             bars = ax.bar(range(len(values)), ms, color=["C2" if x else "C0" for x in never])
-            for bar, x in zip(bars, never, strict=True):
+            for bar, x, v in zip(bars, never, ms, strict=True):
                 if x:
                     bar.set_hatch("//")
+                text = "never" if x else f"{v:.0f}"
+                ax.annotate(text, (bar.get_x() + bar.get_width() / 2, max(v, 0.0)),
+                            ha="center", va="bottom", fontsize="x-small")  # fmt: skip
             ax.set_xticks(range(len(values)), labels, fontsize="small", rotation=20)
-            ax.set_ylim(0, top * 1.05)
+            # symlog: the paper's few-millisecond collapses stay visible beside a whole take
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_ylim(0, top * 3)
             ax.set_title(name, fontsize="medium")
             ax.set_ylabel("collapse (ms)", fontsize="small")
         if title:
