@@ -116,6 +116,18 @@ def test_reproduction_quick_is_measured_against_baselines_and_reproducible(tmp_p
     assert (folder / "results.csv").read_text() == first
 
 
+def test_every_paper_scale_value_is_a_valid_config(tmp_path):
+    ctx = Context("convergence", out=tmp_path, scale="paper")
+    for row in ROWS:
+        for v in row.paper:
+            cfg = ctx.config({"train.chunk": 2205, **row.overrides(v)})  # raises if invalid
+            assert (cfg.model.hidden, cfg.data.seconds, cfg.train.epochs) == (
+                v if row.name == "hidden dimension" else 50,
+                v if row.name == "song duration" else 15.0,
+                v if row.name == "training epochs" else 100,
+            )
+
+
 def test_a_trained_config_is_reused_not_retrained(tmp_path, song_dir):
     logs = []
     ctx = Context("x", out=tmp_path, data=str(song_dir), scale="quick", log=logs.append)
