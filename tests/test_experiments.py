@@ -180,3 +180,13 @@ def test_every_other_experiment_writes_its_tables_and_figures(tmp_path, monkeypa
             assert any(r["label"].startswith("LPC-32") for r in rows)
         figures = sorted((md.parent / "figures").glob("*.png"))
         assert figures and all(f"figures/{f.name}" in text for f in figures)
+
+
+def test_a_run_that_trained_on_the_held_out_track_is_flagged(tmp_path, song_dir):
+    ctx = Context("x", out=tmp_path, data=str(song_dir), scale="quick", log=lambda *a: None)
+    small = {"data.seconds": 0.5, "model.hidden": 4, "train.epochs": 1}
+    ctx.measure(ctx.train("some", {**small, "data.songs": 2}), gen_seconds=0.2, seed_seconds=0.1)
+    assert not ctx.warnings
+    everything = ctx.train("all", {**small, "data.songs": 5, "data.val_songs": 0})
+    ctx.measure(everything, gen_seconds=0.2, seed_seconds=0.1)
+    assert len(ctx.warnings) == 1 and everything.path.name in next(iter(ctx.warnings))

@@ -201,6 +201,7 @@ class Context:
         self._held: Any = None
         self._real: dict[str, Any] | None = None
         self._measured: dict[tuple, Any] = {}
+        self.warnings: set[str] = set()  # caveats found while measuring, for results.md
 
     # -- configs and runs ----------------------------------------------------------------------
     def config(self, overrides: dict[str, Any] | None = None) -> Config:
@@ -350,8 +351,11 @@ class Context:
             "val_bits": metrics.get("val_bits"),
             **row("NoizeNet"),
         }
-        if self.trained_on_held_out(run):
-            model["note"] = "trained on the held-out track"
+        if self.trained_on_held_out(run):  # a small --data folder: said in results.md
+            self.warnings.add(
+                f"run `{run.path.name}` trained on the held-out track `{held.ids[0]}` (the "
+                "source has too few songs): its SNR and generation are not on unseen audio"
+            )
         baselines = {
             "persistence": {"snr_db": cols["persistence"]["snr_db"]},
             "LPC-32": row("LPC-32"),
@@ -400,8 +404,9 @@ def write_result(ctx: Context, title: str, paper: str, result: Result) -> Path:
         if caption:
             lines += [caption, ""]
         lines += [table.markdown(), ""]
-    if result.notes:
-        lines += [*(f"- {n}" for n in result.notes), ""]
+    notes = [*result.notes, *(f"warning: {w}" for w in sorted(ctx.warnings))]
+    if notes:
+        lines += [*(f"- {n}" for n in notes), ""]
     lines += ["Settings:", "", *(f"- {s}" for s in (result.settings or ctx.settings())), ""]
     figures = [f for f in result.figures if f is not None]
     if figures:
