@@ -105,3 +105,13 @@ def test_format_collapse():
     assert format_collapse(0.0123) == "12 ms"
     assert format_collapse([0.01, None, 0.03]) == "2/3 takes, median 20 ms"
     assert format_collapse([0.01, "non-finite"]) == "1/2 takes, median 10 ms, 1 non-finite"
+
+
+def test_lpc_falls_back_to_the_held_out_tracks_when_training_tracks_are_gone(run_copy):
+    info = json.loads((run_copy.path / "run.json").read_text())
+    for t in info["corpus"]["train"]:
+        t["path"] = str(run_copy.path / "moved" / "away.wav")
+    (run_copy.path / "run.json").write_text(json.dumps(info))
+    result = evaluate(run_copy.path, gen_seconds=0.3, seed_seconds=0.2, write=False)
+    assert result["lpc"]["fitted_on"].startswith("the held-out tracks")
+    assert "log_mel_frechet" not in result["columns"]["real audio"]  # no training audio to compare

@@ -193,8 +193,9 @@ def convergence(ctx: Context) -> Result:
         {"setting": "baseline", "value": "LPC-32 (noise-driven synthesis)", **baselines["LPC-32"]},
         {"setting": "real audio", "value": ctx.held_out().ids[0], **ctx.real_stats(base_run)},
     ]
-    collapsed = [r for r in table.rows[:-3] if r["collapse_s"] is not None]
-    runs = len(table.rows) - 3
+    takes = [r["collapse_s"] for r in table.rows[:-3]]
+    diverged = sum(isinstance(t, str) for t in takes)  # "non-finite"
+    collapsed = sum(t is not None and not isinstance(t, str) for t in takes)
     figures = [
         collapse_grid(
             grid,
@@ -221,8 +222,9 @@ def convergence(ctx: Context) -> Result:
     return Result(
         [("", table)],
         notes=[
-            f"{len(collapsed)} of {runs} takes collapsed (a constant, silence or a loop under "
-            f"10 ms) within {ctx.scale.gen_seconds:g} s of free running",
+            f"{collapsed} of {len(takes)} takes collapsed (a constant, silence or a loop under "
+            f"10 ms) within {ctx.scale.gen_seconds:g} s of free running"
+            + (f"; {diverged} went non-finite" if diverged else ""),
             "each value changes one setting of the base run; the base uses 2205-sample chunks "
             "(the paper's shortest sequence length) so that the step-size row's 2205 is the base",
             "step size: chunks of 2205 samples start every S samples (larger S skips audio), "
