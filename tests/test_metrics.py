@@ -135,3 +135,31 @@ def test_dc_offset_and_clipped_fraction():
     assert dc_offset(y) == pytest.approx(0.1)
     assert clipped_fraction(y) == 0.5
     assert clipped_fraction(np.zeros(10)) == 0.0
+
+
+def _naive_loop_onset(y, *, max_p, min_len):
+    best = None
+    for p in range(1, max_p + 1):
+        need = max(min_len, 2 * p)
+        if y.size < need:
+            break
+        eq = y[p:] == y[:-p]
+        if not eq[y.size - need :].all():
+            continue
+        start = 0 if eq.all() else int(np.flatnonzero(~eq)[-1]) + 1
+        best = start if best is None else min(best, start)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_loop_onset_matches_the_obvious_search(seed):
+    rng = np.random.default_rng(seed)
+    levels = rng.integers(2, 5)  # few distinct values: coincidental repeats are common
+    parts = [rng.integers(0, levels, rng.integers(0, 300)).astype(float)]
+    for _ in range(rng.integers(1, 3)):  # one or two loops, the last one to the end
+        cycle = rng.integers(0, levels, rng.integers(1, 12)).astype(float)
+        parts.append(np.tile(cycle, rng.integers(3, 60)))
+    y = np.concatenate(parts)
+    got = loop_onset(y, sr=1000, max_period_s=0.024, min_length_s=0.01)
+    want = _naive_loop_onset(y, max_p=24, min_len=10)
+    assert got == (None if want is None else want / 1000)

@@ -68,7 +68,14 @@ def loop_onset(
     y = np.asarray(y, dtype=np.float64)
     n = y.size
     min_len = max(2, round(min_length_s * sr))
+
+    def start_of(p: int, hi: int) -> int:
+        """First t from which y[t + p] == y[t] holds through t < hi (and, known, beyond)."""
+        differs = np.flatnonzero(np.abs(y[p : hi + p] - y[:hi]) > atol)
+        return 0 if differs.size == 0 else int(differs[-1]) + 1
+
     best = None
+    first: tuple[int, int] | None = None  # (period, onset) of the shortest looping period
     for p in range(1, max(1, round(max_period_s * sr)) + 1):
         need = max(min_len, 2 * p)
         if n < need:
@@ -77,8 +84,15 @@ def loop_onset(
         tail = np.abs(y[n - need + p :] - y[n - need : n - p]) <= atol
         if not tail.all():
             continue
-        differs = np.flatnonzero(np.abs(y[p:] - y[:-p]) > atol)
-        start = 0 if differs.size == 0 else int(differs[-1]) + 1  # y[p+t] == y[t] for t >= start
+        if first is not None and p % first[0] == 0:
+            # a multiple of a looping period repeats wherever that loop does: only the audio
+            # before that loop's onset can move the start earlier (keeps a long constant tail
+            # from costing one full pass per period)
+            start = start_of(p, min(first[1] + p, n - p))
+        else:
+            start = start_of(p, n - p)
+            if first is None:
+                first = (p, start)
         if best is None or start < best:
             best = start
         if best == 0:
