@@ -170,20 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="do not draw the comparison")
 
     p = sub.add_parser(
-        "plot",
-        parents=[common],
-        help="waveform, envelope and spectrograms of an audio file",
-        description="Draw the paper's views of an audio file: sample view, "
-        "envelope view and spectrograms (linear and log frequency).",
-    )
-    p.add_argument("file", type=Path, help="audio file")
-    p.add_argument(
-        "--out", type=Path, default=None, help="folder for the PNGs (default: beside the file)"
-    )
-    p.add_argument("--seconds", type=float, default=None, help="only the first SECONDS")
-    p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
-
-    p = sub.add_parser(
         "evaluate",
         parents=[common],
         help="a run's metrics on held-out tracks, beside persistence, LPC-32 and real audio",
@@ -250,6 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     q.add_argument("--fresh", action="store_true", help="retrain runs already in OUT/runs")
+
+    p = sub.add_parser(
+        "plot",
+        parents=[common],
+        help="waveform, envelope and spectrograms of an audio file",
+        description="Draw the paper's views of an audio file: sample view, "
+        "envelope view and spectrograms (linear and log frequency).",
+    )
+    p.add_argument("file", type=Path, help="audio file")
+    p.add_argument(
+        "--out", type=Path, default=None, help="folder for the PNGs (default: beside the file)"
+    )
+    p.add_argument("--seconds", type=float, default=None, help="only the first SECONDS")
+    p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
     return parser
 
 
@@ -335,19 +335,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_plot(args: argparse.Namespace) -> int:
-    from noizenet.analysis.figures import audio_figures
-    from noizenet.audio import SAMPLE_RATE, load
-
-    y = load(args.file, sr=SAMPLE_RATE, offset=args.offset, duration=args.seconds)
-    out = args.out or args.file.parent
-    for path in audio_figures(
-        y, sr=SAMPLE_RATE, out_dir=out, stem=args.file.stem, title=args.file.name
-    ):
-        print(f"wrote {path}")
-    return 0
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from noizenet.analysis.evaluate import evaluate, format_table
 
@@ -397,14 +384,27 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from noizenet.analysis.figures import audio_figures
+    from noizenet.audio import SAMPLE_RATE, load
+
+    y = load(args.file, sr=SAMPLE_RATE, offset=args.offset, duration=args.seconds)
+    out = args.out or args.file.parent
+    for path in audio_figures(
+        y, sr=SAMPLE_RATE, out_dir=out, stem=args.file.stem, title=args.file.name
+    ):
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {
     "demo": _cmd_demo,
     "train": _cmd_train,
     "generate": _cmd_generate,
     "reproduce": _cmd_reproduce,
-    "plot": _cmd_plot,
     "evaluate": _cmd_evaluate,
     "experiment": _cmd_experiment,
+    "plot": _cmd_plot,
 }
 
 
