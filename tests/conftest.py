@@ -14,6 +14,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 SR = 22050
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One torch thread: the test models are tiny, and on a few shared cores torch's default
+    thread pool oversubscribes them and runs such models ~100x slower."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def tone_song(seed: int, seconds: float = 1.0, sr: int = SR) -> np.ndarray:
     """A few decaying notes: enough structure for a model to learn something quickly."""
     rng = np.random.default_rng(seed)

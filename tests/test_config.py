@@ -45,6 +45,8 @@ def test_int_given_for_float_is_accepted():
         ({"modle": {}}, "unknown setting"),
         ({"train": {"stateless": True, "chunk": WHOLE_SONG}}, "stateless"),
         ({"train": {"stateless": "yes"}}, "true or false"),
+        ({"train": {"stride": 5, "chunk": WHOLE_SONG}}, "train.stride needs a finite"),
+        ({"train": {"stride": -1}}, "train.stride: must be >= 0"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_field(raw, fragment):

@@ -67,3 +67,23 @@ def test_resume_from_a_step_and_rank_sharding_partition_the_epoch():
     assert np.array_equal(tail[0].x, full[2].x)
     pairs = sorted(_covered(s, rank=0, world=2) + _covered(s, rank=1, world=2))
     assert pairs == sorted(_covered(s))
+
+
+@pytest.mark.parametrize("stride", [3, 8, 20])
+def test_stride_sets_where_chunks_start_the_papers_step_size(stride):
+    songs = [np.arange(k * 1000, k * 1000 + n, dtype=np.float32) for k, n in enumerate((50, 33))]
+    s = Streams(songs, batch=2, chunk=8, stride=stride)
+    for song in songs:  # chunk starts, relative to the song; each chunk is L (or to the end)
+        starts = []
+        for batch in s.epoch(0, seed=0):
+            x = batch.x[..., 0]
+            for b in np.flatnonzero(batch.mask[:, 0]):
+                if song[0] <= x[b, 0] <= song[-1]:
+                    row = x[b, batch.mask[b]]
+                    assert np.array_equal(row, np.arange(row[0], min(row[0] + 8, song[-1])))
+                    starts.append(int(row[0] - song[0]))
+        assert sorted(starts) == list(range(0, len(song) - 1, stride))
+    # trained pairs: every pair of a chunk, overlaps counted again, skipped samples not at all
+    assert s.samples_per_epoch() == len(_covered(s))
+    if stride == 8:
+        assert sorted(_covered(s)) == sorted(_covered(Streams(songs, batch=2, chunk=8)))

@@ -18,7 +18,16 @@ from noizenet.config import Config
 from noizenet.errors import NoizeNetError
 
 __version__ = "0.1.0"
-__all__ = ["Config", "NoizeNetError", "__version__", "demo", "generate", "reproduce", "train"]
+__all__ = [
+    "Config",
+    "NoizeNetError",
+    "__version__",
+    "demo",
+    "evaluate",
+    "generate",
+    "reproduce",
+    "train",
+]
 
 
 def train(config: Config, out: Any, **kwargs: Any) -> Any:
@@ -40,6 +49,14 @@ def reproduce(run: Any, song: Any, **kwargs: Any) -> Any:
     from noizenet.generate import reproduce as _reproduce
 
     return _reproduce(run, song, **kwargs)
+
+
+def evaluate(run: Any, **kwargs: Any) -> Any:
+    """Metrics of a run on held-out tracks, beside baselines; see
+    :func:`noizenet.analysis.evaluate.evaluate`."""
+    from noizenet.analysis.evaluate import evaluate as _evaluate
+
+    return _evaluate(run, **kwargs)
 
 
 def demo(out: Any = "runs/demo", **kwargs: Any) -> Any:

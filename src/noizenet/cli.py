@@ -170,6 +170,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="do not draw the comparison")
 
     p = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="a run's metrics on held-out tracks, beside persistence, LPC-32 and real audio",
+        description="Measure a run on held-out tracks: one-step prediction SNR beside "
+        "persistence and linear prediction (LPC-32 fitted on the run's training tracks), bits "
+        "per sample (categorical codecs), and for free-running generation primed on each "
+        "track: collapse time, log-mel Frechet distance to the held-out audio (not FAD), "
+        "spectral flatness, DC offset, clipped fraction. Prints a table and writes "
+        "RUN/evaluation.json.",
+    )
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="folder or 'embedded' with held-out audio; tracks the run trained on are left out "
+        "(default: the run's validation tracks)",
+    )
+    p.add_argument("--songs", type=int, default=3, help="at most this many tracks (default: 3)")
+    p.add_argument(
+        "--seconds", type=float, default=None, help="seconds of each track (default: the run's)"
+    )
+    p.add_argument(
+        "--gen-seconds", type=float, default=5.0, help="free-running length (default: 5)"
+    )
+    p.add_argument(
+        "--seed-seconds", type=float, default=1.0, help="seconds of seed to prime on (default: 1)"
+    )
+    p.add_argument("--inject", default=None, help="noise injection while generating (see generate)")
+    p.add_argument("--temperature", default="1.0", help="categorical heads (default: 1.0)")
+    p.add_argument("--random-seed", type=int, default=0, help="fixes generation and LPC noise")
+
+    p = sub.add_parser(
+        "experiment",
+        parents=[common],
+        help="the paper's experiments, trained and measured: list | run NAME | run all",
+        description="Run the paper's experiments. Each writes results.md (tables), "
+        "results.csv and figures into OUT/NAME/ and prints its tables; trained runs are kept "
+        "in OUT/runs/ and reused.",
+    )
+    exp_sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    exp_sub.add_parser("list", parents=[common], help="name and one line for each experiment")
+    q = exp_sub.add_parser(
+        "run",
+        parents=[common],
+        help="run one experiment, or all",
+        description="Run one experiment (see 'noizenet experiment list') or 'all'.",
+    )
+    q.add_argument("name", help="experiment name, or 'all'")
+    q.add_argument(
+        "--data", default="embedded", help="folder of songs, or 'embedded' (default: embedded)"
+    )
+    q.add_argument(
+        "--scale",
+        choices=("quick", "paper"),
+        default="quick",
+        help="quick: tiny models, minutes on a laptop CPU; paper: the paper's sizes, hours to "
+        "days without a GPU (default: quick)",
+    )
+    q.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/experiments"),
+        help="output folder (default: runs/experiments)",
+    )
+    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    q.add_argument("--fresh", action="store_true", help="retrain runs already in OUT/runs")
+
+    p = sub.add_parser(
         "plot",
         parents=[common],
         help="waveform, envelope and spectrograms of an audio file",
@@ -279,6 +347,55 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from noizenet.analysis.evaluate import evaluate, format_table
+
+    result = evaluate(
+        args.run,
+        data=args.data,
+        songs=args.songs,
+        seconds=args.seconds,
+        gen_seconds=args.gen_seconds,
+        seed_seconds=args.seed_seconds,
+        inject=args.inject,
+        temperature=args.temperature,
+        random_seed=args.random_seed,
+    )
+    held = ", ".join(t["id"] for t in result["held_out"])
+    print(f"held-out tracks: {held}")
+    print(f"LPC-32 fitted on {result['lpc']['fitted_on']}")
+    print(format_table(result))
+    print(f"wrote {args.run / 'evaluation.json'}")
+    return 0
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from noizenet.experiments import EXPERIMENTS, get_experiment, run_experiment
+
+    if args.action == "list":
+        width = max(len(n) for n in EXPERIMENTS)
+        for name, exp in EXPERIMENTS.items():
+            print(f"{name:<{width}}  {exp.description} ({exp.paper})")
+        return 0
+    names = list(EXPERIMENTS) if args.name == "all" else [get_experiment(args.name).name]
+    trained: set[str] = set()
+    for name in names:
+        md = run_experiment(
+            name,
+            out=args.out,
+            data=args.data,
+            scale=args.scale,
+            seed=args.seed,
+            fresh=args.fresh,
+            progress=not args.quiet,
+            _trained=trained,
+        )
+        print()
+        print(md.read_text(encoding="utf-8").split("\nSettings:")[0].rstrip())
+        print()
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from noizenet.analysis.figures import audio_figures
     from noizenet.audio import SAMPLE_RATE, load
@@ -312,6 +429,8 @@ COMMANDS = {
     "train": _cmd_train,
     "generate": _cmd_generate,
     "reproduce": _cmd_reproduce,
+    "evaluate": _cmd_evaluate,
+    "experiment": _cmd_experiment,
     "plot": _cmd_plot,
     "bench": _cmd_bench,
 }

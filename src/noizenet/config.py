@@ -153,6 +153,12 @@ class TrainConfig:
         "reset the hidden state before every chunk and shuffle chunks "
         "(the paper's short-window mode, figure 17)",
     )
+    stride: int = _f(
+        0,
+        "samples between the starts of consecutive chunks of a song, the paper's 'step size' "
+        "(0: the chunk length, chunks tile the song; less overlaps them, more skips samples)",
+        minimum=0,
+    )
     device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     threads: int = _f(0, "CPU threads for torch (0: torch's default)", minimum=0)
 
@@ -239,6 +245,10 @@ class Config:
         if self.train.stateless and chunk == WHOLE_SONG:
             raise ConfigError(
                 "train.stateless needs a finite train.chunk (short windows), not 'whole-song'"
+            )
+        if self.train.stride and chunk == WHOLE_SONG:
+            raise ConfigError(
+                "train.stride needs a finite train.chunk: a whole-song chunk has no next chunk"
             )
         return self
 

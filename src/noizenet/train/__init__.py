@@ -100,7 +100,11 @@ def train(
     model = NoizeNet(spec)
     chunk = None if config.train.chunk == WHOLE_SONG else int(config.train.chunk)
     streams = Streams(
-        train_values, batch=config.train.batch, chunk=chunk, stateless=config.train.stateless
+        train_values,
+        batch=config.train.batch,
+        chunk=chunk,
+        stateless=config.train.stateless,
+        stride=config.train.stride or None,
     )
 
     info: dict[str, Any] = {

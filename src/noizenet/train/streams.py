@@ -6,6 +6,10 @@ chunk to the next, resetting it where a song starts. ``batch=1, chunk=None`` (wh
 paper's "one batch" mode; ``stateless=True`` shuffles independent short windows and resets the
 state before each, the mode the paper found to learn only noise (its figure 17).
 
+``stride`` (the paper's "step size") sets where consecutive chunks of a song start: smaller than
+the chunk they overlap, larger they skip samples; the state is carried across them all the same,
+as the authors' sliding-window code did.
+
 Targets are the next sample: a chunk of inputs ``v[s : s+L]`` predicts ``v[s+1 : s+L+1]``; the
 last sample of a song has no target, and padding past a song's end is masked out of the loss.
 """
@@ -42,7 +46,13 @@ class Streams:
     """
 
     def __init__(
-        self, tracks: list[np.ndarray], *, batch: int, chunk: int | None, stateless: bool = False
+        self,
+        tracks: list[np.ndarray],
+        *,
+        batch: int,
+        chunk: int | None,
+        stateless: bool = False,
+        stride: int | None = None,
     ) -> None:
         if not tracks:
             raise ValueError("no tracks to train on")
@@ -59,6 +69,8 @@ class Streams:
         self.stateless = stateless
         if stateless and chunk is None:
             raise ValueError("stateless training needs a finite chunk length")
+        # the paper's "step size": chunk k of a song starts at k * stride (None: the chunk length)
+        self.stride = stride if stride and chunk is not None else None
 
     # -- planning --------------------------------------------------------------------------
     def _chunks(self, song_order: np.ndarray) -> np.ndarray:
@@ -67,7 +79,7 @@ class Streams:
         for song in song_order:
             n_in = int(self.lengths[song]) - 1  # inputs that have a target
             size = n_in if self.chunk is None else self.chunk
-            for k, s in enumerate(range(0, n_in, size)):
+            for k, s in enumerate(range(0, n_in, self.stride or size)):
                 rows.append((song, s, min(size, n_in - s), k == 0))
         return np.array(rows, dtype=np.int64).reshape(-1, 4)
 
@@ -95,7 +107,9 @@ class Streams:
         return self._plan(0, 0)[1].shape[0]
 
     def samples_per_epoch(self) -> int:
-        return int((self.lengths - 1).sum())
+        if self.stride is None:
+            return int((self.lengths - 1).sum())
+        return int(self._chunks(np.arange(len(self.lengths)))[:, 2].sum())
 
     def epoch(
         self, epoch: int, *, seed: int, start_step: int = 0, rank: int = 0, world: int = 1

@@ -1,0 +1,102 @@
+"""Figures only the experiments draw: collapse time per hyper-parameter value, and the first
+samples of free-running predictions (the paper's figures 19 and 26). Display only; pyplot-free
+Agg figures written atomically, like :mod:`noizenet.analysis.figures`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DPI = 100
+
+
+@contextlib.contextmanager
+def _figure(figsize: tuple[float, float]) -> Iterator[Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    try:
+        yield fig
+    finally:
+        fig.clear()
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from noizenet.io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    return path
+
+
+def collapse_grid(
+    rows: Sequence[tuple[str, Sequence[tuple[str, float | None]]]],
+    *,
+    gen_seconds: float,
+    out: Path,
+    title: str | None = None,
+) -> Path:
+    """One small bar chart per hyper-parameter: collapse time (ms) of each value tried.
+
+    ``rows`` is ``[(name, [(value label, collapse seconds or None), ...]), ...]``. A take that
+    never collapsed is drawn as a hatched bar reaching the generated length.
+    """
+    n = len(rows)
+    cols = 3
+    nrows = -(-n // cols)
+    top = gen_seconds * 1000
+    with _figure((cols * 4.2, nrows * 2.6)) as fig:
+        axes = fig.subplots(nrows, cols, squeeze=False)
+        for ax in axes.flat[n:]:
+            ax.set_axis_off()
+        for ax, (name, values) in zip(axes.flat, rows, strict=False):
+            labels = [v for v, _ in values]
+            ms = [top if t is None else t * 1000 for _, t in values]
+            never = [t is None for _, t in values]
+            bars = ax.bar(range(len(values)), ms, color=["C2" if x else "C0" for x in never])
+            for bar, x, v in zip(bars, never, ms, strict=True):
+                if x:
+                    bar.set_hatch("//")
+                text = "never" if x else f"{v:.0f}"
+                ax.annotate(text, (bar.get_x() + bar.get_width() / 2, max(v, 0.0)),
+                            ha="center", va="bottom", fontsize="x-small")  # fmt: skip
+            ax.set_xticks(range(len(values)), labels, fontsize="small", rotation=20)
+            # symlog: the paper's few-millisecond collapses stay visible beside a whole take
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_ylim(0, top * 3)
+            ax.set_title(name, fontsize="medium")
+            ax.set_ylabel("collapse (ms)", fontsize="small")
+        if title:
+            fig.suptitle(title)
+        return _save(fig, out)
+
+
+def first_samples_figure(
+    signals: Mapping[str, np.ndarray],
+    *,
+    n: int = 1000,
+    out: Path,
+    title: str | None = None,
+) -> Path:
+    """The first ``n`` samples of each signal against sample index, one panel per signal
+    (the paper's figure 19: "prediction of 1000 amplitude samples")."""
+    k = len(signals)
+    with _figure((10.0, 2.2 * k + 0.4)) as fig:
+        axes = fig.subplots(k, 1, squeeze=False, sharex=True)[:, 0]
+        for i, (ax, (name, y)) in enumerate(zip(axes, signals.items(), strict=True)):
+            seg = np.asarray(y)[:n]
+            ax.plot(np.arange(seg.size), seg, color=f"C{i}", linewidth=0.8)
+            ax.set_title(name, fontsize="medium")
+            ax.set_ylabel("amplitude")
+            ax.grid(True, alpha=0.3)
+        axes[-1].set_xlabel("sample")
+        if title:
+            fig.suptitle(title)
+        return _save(fig, out)
