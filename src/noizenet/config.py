@@ -208,7 +208,12 @@ class Config:
                     _set(section, sub, subval, f"{where}: {key}.{_key(sub)}")
             else:
                 _set(cfg, key, value, f"{where}: {_key(key)}")
-        cfg.validate()
+        try:
+            cfg.validate()
+        except ConfigError as exc:
+            if where == "config":
+                raise
+            raise ConfigError(f"{where}: {exc}") from None  # name the file it came from
         return cfg
 
     def to_toml(self) -> str:
