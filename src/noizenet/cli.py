@@ -278,6 +278,12 @@ def _writable_parent(out: Path | None) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from noizenet.generate import generate
 
+    _positive("--seconds", args.seconds)
+    _positive("--seed-seconds", args.seed_seconds)
+    if args.variations < 1:
+        raise NoizeNetError(f"--variations must be >= 1, got {args.variations}")
+    if args.random_seed < 0:
+        raise NoizeNetError(f"--random-seed must be >= 0, got {args.random_seed}")
     _writable_parent(args.out)
     takes = generate(
         args.run,
@@ -372,14 +378,14 @@ def _positive(flag: str, value: float) -> None:
     import math
 
     if not math.isfinite(value) or value <= 0:
-        raise NoizeNetError(f"{flag} must be > 0, got {value:g}")
+        raise NoizeNetError(f"{flag} must be a finite number > 0, got {value:g}")
 
 
 def _not_negative(flag: str, value: float) -> None:
     import math
 
     if not math.isfinite(value) or value < 0:
-        raise NoizeNetError(f"{flag} must be >= 0, got {value:g}")
+        raise NoizeNetError(f"{flag} must be a finite number >= 0, got {value:g}")
 
 
 COMMANDS = {

@@ -74,6 +74,8 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     Raises :class:`~noizenet.errors.WriteError` naming the folder otherwise.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise WriteError(f"{folder}: cannot write here (it is a file, not a folder)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".noizenet-write-test.", dir=folder)

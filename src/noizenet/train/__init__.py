@@ -148,12 +148,13 @@ def train(
                 f"train.epochs: {out} has already trained {done} epochs; ask for at least that many"
             )
         if info.get("status") == "complete" and config.train.epochs == done:
-            log(f"{out}: training already complete ({done} epochs); --epochs N trains further")
+            log(f"{out}: training already complete ({done} epochs done); --epochs N trains further")
             return Run.open(out)
     else:
         if config is None:
             raise ConfigError("a new run needs a config")
         config.validate()
+        pick_device(config.train.device)  # a missing GPU is refused before the folder is made
         prepare_run_folder(out, force=force)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
