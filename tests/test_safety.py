@@ -180,6 +180,11 @@ def test_foreign_wrong_version_wrong_shape_and_swapped_files(
         load_model(wrong)
     assert_one_line_naming(exc, wrong)
 
+    newer = tmp_path / "newer-ckpt.safetensors"
+    write_tensors(newer, sd, {"format": "noizenet-checkpoint", "format_version": "2"})
+    with pytest.raises(CheckpointError, match="checkpoint format version '2' is not supported"):
+        load_checkpoint(newer)
+
     with pytest.raises(CheckpointError, match="not a NoizeNet weights file"):
         load_model(checkpoint_file)
     with pytest.raises(CheckpointError, match="not a NoizeNet checkpoint file"):
