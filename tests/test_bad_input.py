@@ -113,6 +113,8 @@ CASES = [
     ("plot {SONG} --offset -1", "--offset must be a finite number >= 0"),
     ("plot {SONG} --out {FILE}", "not a folder"),
     ("plot {SONG} --out {FILE}/plots", "cannot write here"),
+    # bench
+    ("bench --repeats 0", "--repeats must be >= 1"),
 ]
 
 

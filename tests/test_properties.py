@@ -32,6 +32,7 @@ signal = st.one_of(
 )
 
 
+@pytest.mark.filterwarnings("ignore:n_fft=.*is too large")  # fft blocks on short signals
 @FAST
 @given(
     train=st.lists(signal, min_size=1, max_size=3),

@@ -225,3 +225,43 @@ def test_resume_refuses_changed_settings_and_data(cfg, tmp_path):
         wav.write_bytes(wav.read_bytes()[:-4000])  # every song shorter
     with pytest.raises(NoizeNetError, match="songs changed"):
         train(moved, tmp_path / "r2", resume=True, progress=False, log=quiet)
+
+
+class CrashError(Exception):
+    """Stands in for a crash in-process (the SIGKILL tests above do it for real)."""
+
+
+def crash_at(epoch: int, step: int):
+    def attach(trainer) -> None:
+        def boom(tr, batch, loss) -> None:
+            if (tr.epoch, tr.step) == (epoch, step):
+                raise CrashError
+
+        trainer.on_step.append(boom)
+
+    return attach
+
+
+@pytest.mark.parametrize(
+    "overrides, crashes",
+    [
+        # categorical head: embedding, cross-entropy, bits per sample in the metrics
+        ({"codec.name": "mulaw", "train.checkpoint_every": 7}, [(0, 10), (1, 30)]),
+        # FFT blocks: one vector per step, 5 steps per epoch
+        ({"codec.name": "fft", "train.chunk": 16, "train.checkpoint_every": 2}, [(0, 3), (1, 2)]),
+    ],
+    ids=["mulaw", "fft"],
+)
+def test_every_head_resumes_mid_epoch_to_identical_weights(
+    tiny_config, tmp_path, overrides, crashes
+):
+    cfg = tiny_config.with_overrides({**overrides, "train.threads": 1})
+    reference = train(cfg, tmp_path / "ref", progress=False, figures=False, log=quiet)
+    out = tmp_path / "run"
+    with pytest.raises(CrashError):
+        train(cfg, out, progress=False, figures=False, log=quiet, attach=crash_at(*crashes[0]))
+    with pytest.raises(CrashError):
+        train(None, out, resume=True, progress=False, log=quiet, attach=crash_at(*crashes[1]))
+    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    assert_same_run(out, reference)
+    assert read_jsonl(out / "metrics.jsonl")[0].keys() == reference.metrics()[0].keys()
