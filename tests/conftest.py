@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("NOIZENET_QUIET", "1")
+# one torch thread per test process (set before torch is imported; inherited by subprocesses):
+# pytest -n 2 already fills two cores, and tiny models run slower, not faster, on more threads
+# (on a busy machine, 100x slower as the threads wait for each other)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 SR = 22050

@@ -18,6 +18,21 @@ from noizenet.errors import NoizeNetError
 EXIT_USAGE = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full ``train`` usage runs to a screen)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _chunk_arg(text: str) -> int | str:
+    """``--chunk`` for argparse: the config's own message on a bad value."""
+    try:
+        return parse_chunk(text)
+    except NoizeNetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     """One flag per config field, generated from :mod:`noizenet.config`."""
     p.add_argument("--config", type=Path, help="TOML config to start from (flags override it)")
@@ -37,7 +52,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                 help=help_text,
             )
         else:
-            kind = parse_chunk if spec.dest == "train.chunk" else spec.kind
+            kind = _chunk_arg if spec.dest == "train.chunk" else spec.kind
             metavar = f"{{N,{WHOLE_SONG}}}" if spec.dest == "train.chunk" else None
             group.add_argument(
                 spec.flag,
@@ -62,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="noizenet",
         description="Train recurrent networks (RNN, LSTM, GRU) on raw music audio and generate "
         "new music from a seed.",
@@ -73,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"noizenet {__version__}")
     # the same two flags after the verb too; SUPPRESS keeps the top-level value when absent
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
@@ -110,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="run folder (default: runs/CELL-hHIDDEN-sSEED)"
     )
     p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="continue the run in RUN from its last checkpoint, with its own config.toml; "
+        "only --epochs may be given (to train further), other flags must match the run",
+    )
     _add_train_flags(p)
 
     p = sub.add_parser(
@@ -283,6 +306,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from noizenet.train import train
 
+    if args.resume is not None:
+        return _resume_train(args)
     cfg = config_from_args(args)
     out = args.out or Path("runs") / f"{cfg.model.cell}-h{cfg.model.hidden}-s{cfg.seed}"
     run = train(cfg, out, force=args.force, progress=not args.quiet)
@@ -290,9 +315,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_train(args: argparse.Namespace) -> int:
+    """``train --resume RUN``: the run's config.toml, with only --epochs allowed to change."""
+    from noizenet.train import resume_config, train
+
+    if args.config is not None:
+        raise NoizeNetError("--config cannot be combined with --resume (RUN/config.toml is used)")
+    if args.out is not None and args.out.resolve() != args.resume.resolve():
+        raise NoizeNetError(f"--out {args.out} differs from --resume {args.resume}; give only one")
+    saved = resume_config(args.resume)
+    overrides = {
+        s.dest: getattr(args, s.dest)
+        for s in flag_specs()
+        if getattr(args, s.dest, None) is not None
+    }
+    cfg = resume_config(args.resume, saved.with_overrides(overrides) if overrides else saved)
+    run = train(cfg, args.resume, resume=True, force=args.force, progress=not args.quiet)
+    print(f"run folder: {run.path}")
+    return 0
+
+
+def _writable_parent(out: Path | None) -> None:
+    """Fail before the work, not after it, when the output cannot be written."""
+    if out is not None:
+        from noizenet.io import ensure_writable_dir
+
+        ensure_writable_dir(out.parent)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from noizenet.generate import generate
 
+    _positive("--seconds", args.seconds)
+    _positive("--seed-seconds", args.seed_seconds)
+    if args.variations < 1:
+        raise NoizeNetError(f"--variations must be >= 1, got {args.variations}")
+    if args.random_seed < 0:
+        raise NoizeNetError(f"--random-seed must be >= 0, got {args.random_seed}")
+    _writable_parent(args.out)
     takes = generate(
         args.run,
         seed=args.seed,
@@ -329,6 +389,9 @@ def _sr(run: Path) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from noizenet.generate import reproduce
 
+    _positive("--seconds", args.seconds)
+    _not_negative("--offset", args.offset)
+    _writable_parent(args.out)
     rep = reproduce(args.run, args.song, seconds=args.seconds, offset=args.offset, out=args.out)
     print(f"wrote {rep.path} (one-step prediction SNR {rep.snr_db:.2f} dB)")
     if not args.no_plot and rep.path is not None:
@@ -399,9 +462,13 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from noizenet.analysis.figures import audio_figures
     from noizenet.audio import SAMPLE_RATE, load
+    from noizenet.io import ensure_writable_dir
 
+    if args.seconds is not None:
+        _positive("--seconds", args.seconds)
+    _not_negative("--offset", args.offset)
     y = load(args.file, sr=SAMPLE_RATE, offset=args.offset, duration=args.seconds)
-    out = args.out or args.file.parent
+    out = ensure_writable_dir(args.out or args.file.parent)
     for path in audio_figures(
         y, sr=SAMPLE_RATE, out_dir=out, stem=args.file.stem, title=args.file.name
     ):
@@ -424,6 +491,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(flag: str, value: float) -> None:
+    import math
+
+    if not math.isfinite(value) or value <= 0:
+        raise NoizeNetError(f"{flag} must be a finite number > 0, got {value:g}")
+
+
+def _not_negative(flag: str, value: float) -> None:
+    import math
+
+    if not math.isfinite(value) or value < 0:
+        raise NoizeNetError(f"{flag} must be a finite number >= 0, got {value:g}")
+
+
 COMMANDS = {
     "demo": _cmd_demo,
     "train": _cmd_train,
@@ -434,6 +515,10 @@ COMMANDS = {
     "plot": _cmd_plot,
     "bench": _cmd_bench,
 }
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,7 +534,16 @@ def main(argv: list[str] | None = None) -> int:
     except NoizeNetError as exc:
         if args.debug:
             raise
-        print(f"noizenet {args.verb}: error: {exc}", file=sys.stderr)
+        code = getattr(exc, "exit_code", EXIT_USAGE)  # an interrupted run: 128 + signal
+        label = "error: " if code == EXIT_USAGE else ""
+        print(f"noizenet {args.verb}: {label}{_one_line(exc)}", file=sys.stderr)
+        return code
+    except (OSError, MemoryError) as exc:
+        # the machine said no (full disk, no permission, no memory): the user's to fix
+        if args.debug:
+            raise
+        what = "out of memory" if isinstance(exc, MemoryError) else "error"
+        print(f"noizenet {args.verb}: {what}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"noizenet {args.verb}: interrupted", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ class DataConfig:
         "where the embedded corpus and decoded audio are cached "
         "(default: $NOIZENET_CACHE or ~/.cache/noizenet)",
     )
-    embedded_songs: int = _f(12, "songs the embedded composer writes", minimum=2)
+    embedded_songs: int = _f(12, "songs the embedded composer writes", minimum=2, maximum=10000)
 
 
 @dataclass
@@ -146,6 +147,7 @@ class TrainConfig:
         "parallel streams B walked side by side (1 with --chunk whole-song: the "
         "paper's one-batch mode)",
         minimum=1,
+        maximum=65536,
     )
     chunk: int | str = _f(1024, "truncated-BPTT length L in samples, or 'whole-song'")
     stateless: bool = _f(
@@ -161,6 +163,26 @@ class TrainConfig:
     )
     device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     threads: int = _f(0, "CPU threads for torch (0: torch's default)", minimum=0)
+    checkpoint_every: int = _f(
+        100,
+        "also checkpoint every N training steps within an epoch (0: only at epoch ends); "
+        "a killed run resumes from its last checkpoint",
+        minimum=0,
+    )
+    keep_checkpoints: int = _f(
+        3, "how many of the latest checkpoints RUN/checkpoints keeps (plus the best)", minimum=1
+    )
+    nan_patience: int = _f(
+        5,
+        "non-finite steps in a row (each skipped) before rolling back to the last checkpoint "
+        "with the learning rate halved",
+        minimum=1,
+    )
+    max_rollbacks: int = _f(
+        3,
+        "rollbacks in a row, without reaching a new checkpoint, before training stops as diverged",
+        minimum=0,
+    )
 
 
 @dataclass
@@ -189,10 +211,15 @@ class Config:
                     raise ConfigError(f"{where}: [{key}] must be a table")
                 section = getattr(cfg, key)
                 for sub, subval in value.items():
-                    _set(section, sub, subval, f"{where}: {key}.{sub}")
+                    _set(section, sub, subval, f"{where}: {key}.{_key(sub)}")
             else:
-                _set(cfg, key, value, f"{where}: {key}")
-        cfg.validate()
+                _set(cfg, key, value, f"{where}: {_key(key)}")
+        try:
+            cfg.validate()
+        except ConfigError as exc:
+            if where == "config":
+                raise
+            raise ConfigError(f"{where}: {exc}") from None  # name the file it came from
         return cfg
 
     def to_toml(self) -> str:
@@ -205,7 +232,8 @@ class Config:
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+            reason = " ".join(str(exc).split())  # one line, whatever tomllib says
+            raise ConfigError(f"{where}: not valid TOML ({reason})") from None
         return cls.from_dict(raw, where=where)
 
     @classmethod
@@ -213,8 +241,9 @@ class Config:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(f"{path}: cannot read config ({reason})") from None
         return cls.from_toml(text, where=str(path))
 
     def save(self, path: str | Path) -> None:
@@ -250,21 +279,29 @@ class Config:
             raise ConfigError(
                 "train.stride needs a finite train.chunk: a whole-song chunk has no next chunk"
             )
+        if not _DEVICE.fullmatch(self.train.device):
+            raise ConfigError(
+                f"train.device: unknown device {self.train.device!r} "
+                "(use auto, cpu, cuda, cuda:N or mps)"
+            )
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
         """A copy with dotted-name overrides (``{"model.hidden": 64}``), validated."""
         raw = self.to_dict()
         for dotted, value in overrides.items():
-            parts = dotted.split(".")
+            *sections, name = str(dotted).split(".")
             target = raw
-            for p in parts[:-1]:
+            for p in sections:
+                if not isinstance(target.get(p), dict):
+                    raise ConfigError(f"{dotted}: unknown setting")
                 target = target[p]
-            target[parts[-1]] = value
+            target[name] = value
         return Config.from_dict(raw)
 
 
 _SECTIONS = ("data", "codec", "model", "train")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
 
 def _set(obj: Any, name: str, value: Any, where: str) -> None:
@@ -272,6 +309,25 @@ def _set(obj: Any, name: str, value: Any, where: str) -> None:
     if name not in names:
         raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(names))})")
     setattr(obj, name, value)
+
+
+def _finite(value: int | float) -> bool:
+    """True for a number a float can hold (an int beyond float range is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _key(key: Any) -> str:
+    """A setting's name as typed, or its short ``repr`` when it is not a plain name."""
+    return key if isinstance(key, str) and key.isidentifier() else _short(key)
+
+
+def _short(value: Any) -> str:
+    """``repr`` cut to one short line, for error messages about arbitrary input."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check(name: str, value: Any, f: dataclasses.Field) -> None:
@@ -282,36 +338,34 @@ def _check(name: str, value: Any, f: dataclasses.Field) -> None:
             return
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
             raise ConfigError(
-                f"train.chunk: expected an integer >= 2 or '{WHOLE_SONG}', got {value!r}"
+                f"train.chunk: expected an integer >= 2 or '{WHOLE_SONG}', got {_short(value)}"
             )
         return
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+            raise ConfigError(f"{name}: expected true or false, got {_short(value)}")
         return
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+            raise ConfigError(f"{name}: expected an integer, got {_short(value)}")
     elif isinstance(default, float):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+            raise ConfigError(f"{name}: expected a finite number, got {_short(value)}")
     elif isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(f"{name}: expected a string, got {value!r}")
+        raise ConfigError(f"{name}: expected a string, got {_short(value)}")
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{name}: unknown value {value!r} (choose from {', '.join(choices)})")
+        raise ConfigError(
+            f"{name}: unknown value {_short(value)} (choose from {', '.join(choices)})"
+        )
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None:
         bad = value <= lo if meta.get("exclusive_min") else value < lo
         if bad:
             op = ">" if meta.get("exclusive_min") else ">="
-            raise ConfigError(f"{name}: must be {op} {lo}, got {value!r}")
+            raise ConfigError(f"{name}: must be {op} {lo}, got {_short(value)}")
     if hi is not None and value > hi:
-        raise ConfigError(f"{name}: must be <= {hi}, got {value!r}")
+        raise ConfigError(f"{name}: must be <= {hi}, got {_short(value)}")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def demo_config(
         {
             "seed": seed,
             "data.source": "embedded",
-            "train.epochs": epochs or DEMO_EPOCHS,
+            "train.epochs": DEMO_EPOCHS if epochs is None else epochs,
             **(overrides or {}),
         }
     )
@@ -65,12 +65,20 @@ def run_demo(
     from noizenet.analysis.metrics import collapse_time
     from noizenet.errors import NoizeNetError
     from noizenet.generate import generate, reproduce
+    from noizenet.io import ensure_writable_dir
     from noizenet.train import train
 
     out = Path(out)
+    seconds = DEMO_SECONDS if seconds is None else seconds
+    if not seconds > 0 or seconds == float("inf"):
+        raise NoizeNetError(f"--seconds must be a finite number > 0, got {seconds:g}")
+    for model_overrides in (m for _, m in MODELS.values()):  # all checked before training
+        demo_config(seed=seed, epochs=epochs, overrides={**model_overrides, **(overrides or {})})
+    if out.exists() and not out.is_dir():
+        raise NoizeNetError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not force:
         raise NoizeNetError(f"{out}: already holds a demo (use --force to overwrite it)")
-    seconds = seconds or DEMO_SECONDS
+    ensure_writable_dir(out)
     t0 = time.perf_counter()
     runs = {}
     for name, (label, model_overrides) in MODELS.items():

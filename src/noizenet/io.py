@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from noizenet.errors import WriteError
+
 
 def _file_mode() -> int:
     """The mode a plain ``open()`` would give a new file (mkstemp's 0600 is too private)."""
@@ -27,13 +29,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     On any error the temporary file is removed and ``path`` keeps its old content (or stays
     absent). The suffix is kept so that libraries choosing a format by extension still work.
+    A failed write (no permission, full disk, a file where a folder should be) raises
+    :class:`~noizenet.errors.WriteError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+        os.close(fd)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -41,9 +48,57 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, WriteError):
+            raise
+        raise _write_error(path, exc) from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable: after a power cut the folder lists the new file, not the old."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # platforms without directory file descriptors
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the rename itself is atomic
+    finally:
+        os.close(fd)
+
+
+def _write_error(path: Path, exc: OSError, what: str = "cannot write") -> WriteError:
+    """One line naming the file and the reason; keeps the errno (ENOSPC, EACCES...)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    err = WriteError(f"{path}: {what} ({reason})")
+    err.errno = exc.errno
+    return err
+
+
+def ensure_writable_dir(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and prove a file can be written there, before any long work.
+
+    Raises :class:`~noizenet.errors.WriteError` naming the folder otherwise.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise WriteError(f"{folder}: cannot write here (it is a file, not a folder)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".noizenet-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _write_error(folder, exc, "cannot write here") from exc
+    return folder
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -62,10 +117,20 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line and flush it to disk (metrics survive a crash)."""
     line = json.dumps(record, sort_keys=True, default=_json_default) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise _write_error(Path(path), exc) from exc
+
+
+def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Replace a JSON-lines file atomically (e.g. with what a checkpoint knows was logged)."""
+    atomic_write_text(
+        path, "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records)
+    )
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -38,51 +38,70 @@ def versions() -> dict[str, str]:
 
 
 def save_weights(path: Path, model: Any) -> None:
-    """Write the model's weights and spec atomically as safetensors."""
-    from safetensors.torch import save_file
+    """Write the model's weights and spec atomically as safetensors, with a checksum.
 
-    from noizenet.io import atomic_path
+    Refuses non-finite weights (:class:`~noizenet.errors.CheckpointError`).
+    """
+    from noizenet.tensorfile import write_tensors
 
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {
         "format": WEIGHTS_FORMAT,
         "format_version": WEIGHTS_VERSION,
         "spec": json.dumps(model.spec.to_dict()),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    write_tensors(Path(path), model.state_dict(), meta)
 
 
 def load_model(path: Path) -> Any:
-    """Rebuild a :class:`~noizenet.models.NoizeNet` from a safetensors file (never unpickles)."""
-    from safetensors import safe_open
+    """Rebuild a :class:`~noizenet.models.NoizeNet` from a safetensors file (never unpickles).
 
+    A missing, truncated, tampered (checksum), foreign or incompatible file, or weights that do
+    not fit their spec, raise :class:`~noizenet.errors.CheckpointError` naming the file.
+    """
+    import torch
+
+    from noizenet.errors import CheckpointError
     from noizenet.models import ModelSpec, NoizeNet
+    from noizenet.tensorfile import one_line, read_tensors
 
     path = Path(path)
-    if not path.is_file():
-        raise NoizeNetError(f"{path}: no such weights file")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except Exception as exc:
-        raise NoizeNetError(f"{path}: not a readable safetensors file ({exc})") from None
-    if meta.get("format") != WEIGHTS_FORMAT:
-        raise NoizeNetError(f"{path}: not a NoizeNet weights file")
-    if meta.get("format_version") != WEIGHTS_VERSION:
-        raise NoizeNetError(
-            f"{path}: weights format version {meta.get('format_version')!r} "
-            f"is not supported (this NoizeNet reads {WEIGHTS_VERSION})"
-        )
+    # files written before weights carried a checksum are still read (version 1 had none)
+    tensors, meta = read_tensors(
+        path, fmt=WEIGHTS_FORMAT, versions=(WEIGHTS_VERSION,), what="weights", require_digest=False
+    )
     try:
         spec = ModelSpec(**json.loads(meta["spec"]))
         model = NoizeNet(spec)
         model.load_state_dict(tensors, strict=True)
     except Exception as exc:
-        raise NoizeNetError(f"{path}: weights do not match their model spec ({exc})") from None
+        raise CheckpointError(
+            f"{path}: weights do not match their model spec ({one_line(exc)})"
+        ) from None
+    if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+        raise CheckpointError(f"{path}: weights contain non-finite values")
     model.eval()
     return model
+
+
+REQUIRED_INFO = {"sample_rate": int, "codec": dict}
+
+
+def read_run_info(path: Path) -> dict[str, Any]:
+    """``run.json`` as a dict, checked for what generation needs; one-line errors naming it."""
+    from noizenet.tensorfile import one_line
+
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise NoizeNetError(f"{path}: unreadable ({one_line(exc)})") from None
+    if not isinstance(info, dict):
+        raise NoizeNetError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    for key, kind in REQUIRED_INFO.items():
+        if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
+            raise NoizeNetError(f"{path}: missing or invalid {key!r}")
+    if info["sample_rate"] <= 0:
+        raise NoizeNetError(f"{path}: invalid sample_rate {info['sample_rate']!r}")
+    return info
 
 
 @dataclass
@@ -98,10 +117,7 @@ class Run:
         path = Path(path)
         if not (path / "run.json").is_file():
             raise NoizeNetError(f"{path}: not a NoizeNet run folder (no run.json)")
-        try:
-            info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise NoizeNetError(f"{path / 'run.json'}: unreadable ({exc})") from None
+        info = read_run_info(path / "run.json")
         config = Config.load(path / "config.toml")
         return cls(path, config, info)
 
@@ -119,7 +135,10 @@ class Run:
     def codec(self) -> Any:
         from noizenet.codecs import codec_from_state
 
-        return codec_from_state(self.info["codec"])
+        try:
+            return codec_from_state(self.info["codec"])
+        except (NoizeNetError, ValueError, TypeError, KeyError) as exc:
+            raise NoizeNetError(f"{self.path / 'run.json'}: codec: {exc}") from None
 
     def metrics(self) -> list[dict[str, Any]]:
         from noizenet.io import read_jsonl

@@ -1,36 +1,47 @@
-"""Train a NoizeNet from a config into a run folder (the Python twin of ``noizenet train``)."""
+"""Train a NoizeNet from a config into a run folder (the Python twin of ``noizenet train``).
+
+Besides the files every run has (``config.toml``, ``model.safetensors``, ``run.json``,
+``metrics.jsonl``), training keeps ``checkpoints/`` (the last ``train.keep_checkpoints``
+positions and ``best.safetensors``) and ``events.jsonl`` (skipped steps, rollbacks, interruptions,
+resumes). ``train(None, RUN, resume=True)`` continues a run from its last checkpoint; killed at any
+point and resumed, a run ends with the same weights as one that was never interrupted (bit for
+bit on CPU).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from noizenet.config import WHOLE_SONG, Config
-from noizenet.errors import NoizeNetError
+from noizenet.errors import ConfigError, NoizeNetError
 
-RUN_FILES = ("config.toml", "model.safetensors", "run.json", "metrics.jsonl")
+RUN_FILES = ("config.toml", "model.safetensors", "run.json", "metrics.jsonl", "events.jsonl")
+RUN_DIRS = ("figures", "audio", "checkpoints")
+RESUMABLE = ("train.epochs",)  # the only settings a resumed run may change
 
 
 def prepare_run_folder(out: Path, *, force: bool = False) -> None:
     """Create ``out``; refuse to overwrite another run unless ``force``."""
+    from noizenet.io import ensure_writable_dir
+
     out = Path(out)
     if (out / "run.json").exists() and not force:
-        raise NoizeNetError(f"{out}: already holds a run (use --force to overwrite it)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".noizenet-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise NoizeNetError(f"{out}: cannot write here ({exc.strerror or exc})") from None
+        raise NoizeNetError(
+            f"{out}: already holds a run (use --resume to continue it, or --force to overwrite it)"
+        )
+    ensure_writable_dir(out)
     if force:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
-        for sub in ("figures", "audio"):
+        for sub in RUN_DIRS:
             shutil.rmtree(out / sub, ignore_errors=True)
 
 
@@ -41,38 +52,110 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted setting name -> (old, new) for every setting that differs."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(old.to_dict()), flat(new.to_dict())
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+def resume_config(out: str | Path, config: Config | None = None) -> Config:
+    """The config a resumed run in ``out`` trains with: its own ``config.toml``, where only
+    ``train.epochs`` may change (to train further). Anything else raises :class:`ConfigError`."""
+    out = Path(out)
+    if not (out / "run.json").is_file():
+        raise NoizeNetError(f"{out}: no run to resume here (no run.json)")
+    saved = Config.load(out / "config.toml")
+    if config is None:
+        return saved
+    config.validate()
+    diffs = {k: v for k, v in changed_settings(saved, config).items() if k not in RESUMABLE}
+    if diffs:
+        what = "; ".join(
+            f"{k} is {old!r} in the run, not {new!r}" for k, (old, new) in diffs.items()
+        )
+        raise ConfigError(
+            f"{out}: a resumed run keeps its settings ({what}); only --epochs may change"
+        )
+    return config
+
+
 def train(
-    config: Config,
+    config: Config | None,
     out: str | Path,
     *,
+    resume: bool = False,
     force: bool = False,
     progress: bool = True,
     figures: bool = True,
     log: Any = print,
+    attach: Callable[[Any], None] | None = None,
 ) -> Any:
     """Train the model ``config`` describes and write a complete run folder to ``out``.
 
-    Returns the opened :class:`~noizenet.run.Run`.
+    Parameters
+    ----------
+    config : the settings; with ``resume``, None means the run's own ``config.toml``
+    out : run folder
+    resume : continue the run in ``out`` from its last checkpoint (same data order, RNG states,
+        optimizer state, hidden state). Only ``train.epochs`` may differ from the run's config,
+        to train further; a run that is already complete returns at once.
+    force : overwrite a run already in ``out`` (not with ``resume``)
+    attach : called with the :class:`~noizenet.train.trainer.Trainer` before training starts, to
+        hang callbacks on it (``on_step``, ``on_epoch``, ``on_checkpoint``, ``on_event``)
+
+    Returns the opened :class:`~noizenet.run.Run`. SIGINT or SIGTERM during training save a
+    checkpoint at the next step boundary and raise
+    :class:`~noizenet.errors.TrainingInterruptedError`; training that keeps diverging raises
+    :class:`~noizenet.errors.TrainingDivergedError`.
 
     Example
     -------
     >>> from noizenet import Config, train
     >>> cfg = Config().with_overrides({"train.epochs": 2})  # doctest: +SKIP
     >>> run = train(cfg, "runs/mine")  # doctest: +SKIP
+    >>> more = cfg.with_overrides({"train.epochs": 4})  # doctest: +SKIP
+    >>> run = train(more, "runs/mine", resume=True)  # doctest: +SKIP
     """
     import torch
 
-    from noizenet.codecs import make_codec
+    from noizenet.codecs import codec_from_state, make_codec
     from noizenet.corpus import load_corpus
-    from noizenet.io import append_jsonl, atomic_write_json
-    from noizenet.models import ModelSpec, NoizeNet
-    from noizenet.run import Run, save_weights, versions
+    from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
+    from noizenet.io import append_jsonl, atomic_write_json, write_jsonl
+    from noizenet.models import ModelSpec
+    from noizenet.run import Run, read_run_info, save_weights, versions
+    from noizenet.train.checkpoint import CheckpointStore, checkpoint_name
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer, pick_device
 
-    config.validate()
     out = Path(out)
-    prepare_run_folder(out, force=force)
+    info: dict[str, Any] | None = None
+    if resume:
+        if force:
+            raise NoizeNetError(f"{out}: --resume continues a run, --force overwrites it; pick one")
+        config = resume_config(out, config)
+        info = read_run_info(out / "run.json")
+        done = _epochs_done(info)
+        if config.train.epochs < done:
+            raise ConfigError(
+                f"train.epochs: {out} has already trained {done} epochs; ask for at least that many"
+            )
+        if info.get("status") == "complete" and config.train.epochs == done:
+            log(f"{out}: training already complete ({done} epochs done); --epochs N trains further")
+            return Run.open(out)
+    else:
+        if config is None:
+            raise ConfigError("a new run needs a config")
+        config.validate()
+        pick_device(config.train.device)  # a missing GPU is refused before the folder is made
+        prepare_run_folder(out, force=force)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device)
@@ -81,7 +164,11 @@ def train(
     for track, reason in corpus.skipped:
         log(f"skipped {track.id}: {reason}")
     log(f"corpus: {corpus.summary()}")
-    codec = make_codec(config.codec).fit([t.y for t in corpus.train])
+    if info is None:
+        codec = make_codec(config.codec).fit([t.y for t in corpus.train])
+    else:
+        _check_same_corpus(out, info, corpus)
+        codec = codec_from_state(info["codec"])  # exactly the statistics the run started with
     train_values = [codec.encode(t.y) for t in corpus.train]
     val_values = [codec.encode(t.y) for t in corpus.val]
     train_rms = float(np.sqrt(np.mean(np.concatenate([t.y for t in corpus.train]) ** 2)))
@@ -97,7 +184,7 @@ def train(
         levels=getattr(codec, "levels", 0) if codec.kind == "categorical" else 0,
         embedding=config.model.embedding,
     )
-    model = NoizeNet(spec)
+    model = _build_model(spec)
     chunk = None if config.train.chunk == WHOLE_SONG else int(config.train.chunk)
     streams = Streams(
         train_values,
@@ -107,41 +194,32 @@ def train(
         stride=config.train.stride or None,
     )
 
-    info: dict[str, Any] = {
-        "status": "training",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "seed": config.seed,
-        "sample_rate": config.data.sample_rate,
-        "codec": codec.state(),
-        "model": spec.to_dict(),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_rms": train_rms,
-        "device": str(device),
-        "versions": versions(),
-        "corpus": {
-            "source": config.data.source,
-            "train": [
-                {
-                    "id": t.id,
-                    "genre": t.track.genre,
-                    "path": str(t.track.path),
-                    "samples": int(t.y.size),
-                }
-                for t in corpus.train
-            ],
-            "val": [
-                {
-                    "id": t.id,
-                    "genre": t.track.genre,
-                    "path": str(t.track.path),
-                    "samples": int(t.y.size),
-                }
-                for t in corpus.val
-            ],
-            "skipped": [{"id": t.id, "path": str(t.path), "reason": r} for t, r in corpus.skipped],
-        },
-        "metrics": {},
-    }
+    if info is None:
+        info = {
+            "status": "training",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seed": config.seed,
+            "sample_rate": config.data.sample_rate,
+            "codec": codec.state(),
+            "model": spec.to_dict(),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "train_rms": train_rms,
+            "device": str(device),
+            "versions": versions(),
+            "corpus": {
+                "source": config.data.source,
+                "train": [_track_info(t) for t in corpus.train],
+                "val": [_track_info(t) for t in corpus.val],
+                "skipped": [
+                    {"id": t.id, "path": str(t.path), "reason": r} for t, r in corpus.skipped
+                ],
+            },
+            "metrics": {},
+        }
+    elif info.get("model") != spec.to_dict():
+        raise NoizeNetError(f"{out / 'run.json'}: model {info.get('model')} does not match config")
+    info["status"] = "training"
+    info["device"] = str(device)
     config.save(out / "config.toml")
     atomic_write_json(out / "run.json", info)
 
@@ -154,40 +232,213 @@ def train(
         device=device,
         progress=progress,
     )
+    store = CheckpointStore(out / "checkpoints", keep=config.train.keep_checkpoints)
+    events = EventLog(out / "events.jsonl")
 
-    def checkpoint(tr: Trainer, result: Any) -> None:
+    def record_metrics(tr: Trainer) -> None:
+        if tr.history:
+            last = tr.history[-1].record()
+            info["metrics"] = {
+                "epochs": last["epoch"],
+                "train_loss": last["train_loss"],
+                "val_loss": last["val_loss"],
+                "samples_per_s": last["samples_per_s"],
+                **{k: last[k] for k in ("train_bits", "val_bits") if k in last},
+            }
+        else:
+            info["metrics"] = {}
+
+    if resume:
+        store.clean_temporaries()
+        ckpt = store.latest(log=log)
+        if ckpt is None:  # killed before the first checkpoint: nothing to keep
+            log(f"{out}: no usable checkpoint yet; training starts over")
+            events.truncate(0)
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+            info["metrics"] = {}
+        else:
+            try:
+                trainer.restore(ckpt)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{ckpt.path}: {exc}") from None
+            events.truncate(int(ckpt.meta.get("run", {}).get("events", 0)))
+            # lines logged after this checkpoint will be logged again, exactly once
+            write_jsonl(out / "metrics.jsonl", [r.record() for r in trainer.history])
+            record_metrics(trainer)
+            epoch, step = ckpt.position
+            log(f"resuming {out} at epoch {epoch + 1} step {step} from {ckpt.path}")
+            events.append({"event": "resumed", "epoch": epoch + 1, "step": step})
+        info.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        atomic_write_json(out / "run.json", info)
+
+    def on_epoch(tr: Trainer, result: Any) -> None:
         record = result.record()
         append_jsonl(out / "metrics.jsonl", record)
         save_weights(out / "model.safetensors", tr.model)
-        info["metrics"] = {
-            "epochs": result.epoch,
-            "train_loss": result.train_loss,
-            "val_loss": result.val_loss,
-            "samples_per_s": record["samples_per_s"],
-            **({k: record[k] for k in ("train_bits", "val_bits") if k in record}),
-        }
+        record_metrics(tr)
         atomic_write_json(out / "run.json", info)
-        val = "-" if result.val_loss is None else f"{result.val_loss:.5g}"
+        val = "-" if record["val_loss"] is None else f"{record['val_loss']:.5g}"
+        train_loss = "-" if record["train_loss"] is None else f"{record['train_loss']:.5g}"
         bits = ""
-        if "train_bits" in record:
+        if record.get("train_bits") is not None:
             vb = "-" if record["val_bits"] is None else f"{record['val_bits']:.3f}"
             bits = f" (bits/sample: train {record['train_bits']:.3f}, val {vb})"
+        skipped = f", {result.skipped_steps} steps skipped" if result.skipped_steps else ""
         log(
-            f"epoch {result.epoch}/{config.train.epochs}: train loss {result.train_loss:.5g}, "
-            f"val loss {val}{bits}, {record['samples_per_s']:,.0f} samples/s"
+            f"epoch {result.epoch}/{config.train.epochs}: train loss {train_loss}, "
+            f"val loss {val}{bits}, {record['samples_per_s']:,.0f} samples/s{skipped}"
         )
 
-    trainer.on_epoch.append(checkpoint)
-    trainer.fit()
+    def on_checkpoint(tr: Trainer, ckpt: Any, best: bool) -> None:
+        ckpt.meta["run"] = {"events": events.count}
+        store.write(ckpt, best=best)
+
+    def on_event(tr: Trainer, event: dict[str, Any]) -> None:
+        events.append(event)
+        kind = event["event"]
+        if kind == "skipped_step":
+            log(
+                f"epoch {event['epoch']} step {event['step']}: {event['reason']}, step skipped "
+                f"({event['in_a_row']} in a row)"
+            )
+        elif kind == "rollback":
+            log(
+                f"rolled back to epoch {event['epoch']} step {event['step']} "
+                f"with learning rate {event['lr']:.3g} ({event['reason']})"
+            )
+            # later checkpoints and metrics belong to the abandoned branch
+            store.drop_after(tr.last_good.position)
+            write_jsonl(out / "metrics.jsonl", [r.record() for r in tr.history])
+            record_metrics(tr)
+            atomic_write_json(out / "run.json", info)
+
+    trainer.on_epoch.append(on_epoch)
+    trainer.on_checkpoint.append(on_checkpoint)
+    trainer.on_event.append(on_event)
+    if attach is not None:
+        attach(trainer)
+
+    try:
+        with _stop_on_signals(trainer):
+            trainer.fit()
+    except TrainingInterruptedError as exc:
+        info["status"] = "interrupted"
+        atomic_write_json(out / "run.json", info)
+        events.append({"event": "interrupted", "epoch": trainer.epoch + 1, "step": trainer.step})
+        name = checkpoint_name(trainer.epoch, trainer.step)
+        raise TrainingInterruptedError(
+            f"{out}: {exc}; checkpoint saved (checkpoints/{name}). "
+            f"Resume with: noizenet train --resume {shlex.quote(str(out))}",
+            signum=exc.signum,
+        ) from None
+    except TrainingDivergedError as exc:
+        info["status"] = "diverged"
+        atomic_write_json(out / "run.json", info)
+        raise TrainingDivergedError(f"{out}: {exc}") from None
+    except torch.cuda.OutOfMemoryError:
+        raise NoizeNetError(
+            f"{out}: out of GPU memory at epoch {trainer.epoch + 1} step {trainer.step}; "
+            "start again with a smaller --batch, --chunk or --hidden"
+        ) from None
     info["status"] = "complete"
     atomic_write_json(out / "run.json", info)
     run = Run.open(out)
     if figures:
         from noizenet.analysis.figures import loss_figure
 
-        loss_figure(
-            run.metrics(),
-            out=out / "figures" / "loss.png",
-            title=f"{spec.cell.upper()} hidden {spec.hidden}: loss per epoch",
-        )
+        # an epoch without a single good step has no training loss to draw
+        records = [r for r in run.metrics() if r.get("train_loss") is not None]
+        if records:
+            loss_figure(
+                records,
+                out=out / "figures" / "loss.png",
+                title=f"{spec.cell.upper()} hidden {spec.hidden}: loss per epoch",
+            )
     return run
+
+
+class EventLog:
+    """``events.jsonl``: one line per skipped step, rollback, interruption or resume.
+
+    ``count`` is stored in every checkpoint, so a resumed run drops the lines it will log again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from noizenet.io import read_jsonl
+
+        self.path = Path(path)
+        self.count = len(read_jsonl(self.path)) if self.path.is_file() else 0
+
+    def append(self, event: dict[str, Any]) -> None:
+        from noizenet.io import append_jsonl
+
+        append_jsonl(self.path, {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **event})
+        self.count += 1
+
+    def truncate(self, n: int) -> None:
+        from noizenet.io import read_jsonl, write_jsonl
+
+        records = read_jsonl(self.path)[:n] if self.path.is_file() else []
+        write_jsonl(self.path, records)
+        self.count = len(records)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the trainer to checkpoint and stop at the next step boundary; a second
+    signal stops at once (KeyboardInterrupt). Handlers only exist in the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer.stop_signal:
+            raise KeyboardInterrupt
+        trainer.stop_signal = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _epochs_done(info: dict[str, Any]) -> int:
+    metrics = info.get("metrics")
+    epochs = metrics.get("epochs", 0) if isinstance(metrics, dict) else 0
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 0
+
+
+def _track_info(t: Any) -> dict[str, Any]:
+    return {"id": t.id, "genre": t.track.genre, "path": str(t.track.path), "samples": int(t.y.size)}
+
+
+def _check_same_corpus(out: Path, info: dict[str, Any], corpus: Any) -> None:
+    """A resumed run must see exactly the songs it started with."""
+    saved = info.get("corpus") or {}
+    for split, tracks in (("train", corpus.train), ("val", corpus.val)):
+        then = [(t.get("id"), t.get("samples")) for t in saved.get(split, [])]
+        now = [(t.id, int(t.y.size)) for t in tracks]
+        if then != now:
+            raise NoizeNetError(
+                f"{out}: the {split} songs changed since this run started "
+                f"({len(then)} then, {len(now)} now, or different files/lengths); "
+                "a resumed run needs the same data"
+            )
+
+
+def _build_model(spec: Any) -> Any:
+    from noizenet.models import NoizeNet
+    from noizenet.tensorfile import one_line
+
+    try:
+        return NoizeNet(spec)
+    except (MemoryError, RuntimeError) as exc:
+        raise NoizeNetError(
+            f"model.hidden {spec.hidden} x model.layers {spec.layers} does not fit in memory "
+            f"({one_line(exc)})"
+        ) from None

@@ -2,8 +2,20 @@
 
 It knows nothing about run folders or audio: it takes a model, the encoded training streams,
 the encoded validation tracks and a :class:`~noizenet.config.TrainConfig`, and reports through
-callbacks (``on_step``, ``on_epoch``) that logging, checkpoints and progress bars hang on
-(minGPT's shape). Its whole position is :meth:`Trainer.state_dict`, which is what resume needs.
+callbacks (``on_step``, ``on_epoch``, ``on_checkpoint``, ``on_event``) that logging, checkpoint
+files and progress bars hang on (minGPT's shape).
+
+Its whole position is a :class:`~noizenet.train.checkpoint.Checkpoint` (:meth:`Trainer.checkpoint`,
+:meth:`Trainer.restore`): weights, optimizer state, epoch and step, the streams' hidden state,
+every RNG state, loss accumulators and history. The data plan is a pure function of
+``(seed, epoch)``, so a restored trainer continues exactly as if it had never stopped.
+
+NaN guard (paper 5.4: once NaN appears the model does not recover): a step whose loss, gradient
+or updated weights are non-finite is skipped or undone; after ``nan_patience`` such steps in a
+row, the trainer rolls back to its last checkpoint with the learning rate halved; after
+``max_rollbacks`` rollbacks that do not reach a new checkpoint it stops with
+:class:`~noizenet.errors.TrainingDivergedError`. Checkpoints are only taken right after a good step,
+so every checkpoint is a valid rollback target.
 """
 
 from __future__ import annotations
@@ -19,19 +31,44 @@ import torch
 from torch import nn
 
 from noizenet.config import TrainConfig
+from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
 from noizenet.models import NoizeNet, State, detach_state, reset_streams
+from noizenet.train.checkpoint import (
+    Checkpoint,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    rng_from_flat,
+    rng_to_flat,
+)
 from noizenet.train.streams import Batch, Streams
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA, then Apple MPS, then CPU."""
+    """``auto``: CUDA, then Apple MPS, then CPU. A device this machine lacks is a one-line
+    :class:`~noizenet.errors.NoizeNetError`, not a crash at the first step."""
+    from noizenet.errors import NoizeNetError
+
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        if mps:
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NoizeNetError(f"train.device: unknown device {name!r}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise NoizeNetError(
+                f"train.device: {name} is not available on this machine "
+                f"({count} CUDA devices); use --device auto or cpu"
+            )
+    elif device.type == "mps" and not mps:
+        raise NoizeNetError("train.device: mps is not available on this machine; use auto or cpu")
+    return device
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -73,10 +110,11 @@ class EpochResult:
         return self.samples / max(self.seconds, 1e-9)
 
     def record(self) -> dict[str, Any]:
+        """One ``metrics.jsonl`` line; a loss that is not finite (no good step) is ``null``."""
         return {
             "epoch": self.epoch,
-            "train_loss": self.train_loss,
-            "val_loss": self.val_loss,
+            "train_loss": _finite_or_none(self.train_loss),
+            "val_loss": _finite_or_none(self.val_loss),
             "samples": self.samples,
             "seconds": round(self.seconds, 4),
             "samples_per_s": round(self.samples_per_s, 1),
@@ -87,7 +125,43 @@ class EpochResult:
     def bits(self) -> dict[str, float | None]:
         """Cross-entropy in bits per sample (log2(levels) for a uniform guess)."""
         val = None if self.val_loss is None else self.val_loss / math.log(2)
-        return {"train_bits": self.train_loss / math.log(2), "val_bits": val}
+        return {
+            "train_bits": _finite_or_none(self.train_loss / math.log(2)),
+            "val_bits": _finite_or_none(val),
+        }
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> EpochResult:
+        train_loss = r["train_loss"]
+        return cls(
+            epoch=int(r["epoch"]),
+            train_loss=math.nan if train_loss is None else float(train_loss),
+            val_loss=r["val_loss"],
+            samples=int(r["samples"]),
+            seconds=float(r["seconds"]),
+            skipped_steps=int(r.get("skipped_steps", 0)),
+            loss="ce" if "train_bits" in r else "mse",
+        )
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+@dataclass
+class EpochProgress:
+    """Loss accumulators of the epoch in progress (part of a checkpoint, so a resumed epoch
+    reports the same loss as an uninterrupted one)."""
+
+    total: float = 0.0  # sum of loss * samples over good steps
+    count: int = 0  # samples in good steps
+    skipped: int = 0  # skipped steps
+    samples: int = 0  # samples in all steps
+    seconds: float = 0.0  # training time so far (not validation)
+
+
+class _RollbackError(Exception):
+    """Raised inside an epoch when the NaN guard gives up on the current position."""
 
 
 @dataclass
@@ -101,6 +175,10 @@ class Trainer:
     progress: bool = True
     on_step: list[Callable[[Trainer, Batch, float], None]] = field(default_factory=list)
     on_epoch: list[Callable[[Trainer, EpochResult], None]] = field(default_factory=list)
+    # (trainer, checkpoint, is the best by validation loss so far)
+    on_checkpoint: list[Callable[[Trainer, Checkpoint, bool], None]] = field(default_factory=list)
+    # skipped steps, rollbacks: {"event": ..., "epoch": ..., "step": ..., ...}
+    on_event: list[Callable[[Trainer, dict[str, Any]], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.model.to(self.device)
@@ -111,6 +189,18 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.history: list[EpochResult] = []
         self.state: State | None = None  # carried hidden state of every stream
+        self.step = 0  # next step within the current epoch
+        self.global_step = 0  # steps taken (good or skipped) since training began
+        self.progress_acc = EpochProgress()
+        self.best_val_loss: float | None = None
+        self.bad_streak = 0  # non-finite steps in a row
+        self.rollbacks = 0  # rollbacks since the last checkpoint was reached
+        self.skip_reason = ""  # why the last step was skipped
+        self.poisoned = False  # the last update made the weights non-finite
+        self.last_good: Checkpoint | None = None  # rollback target: the last checkpoint
+        self.stop_signal = 0  # set (e.g. by a signal handler) to stop at the next step boundary
+        self._pending = False  # a checkpoint is due at the next good step boundary
+        self._saved_at: tuple[int, int] | None = None  # position of the last checkpoint
 
     # -- one step ----------------------------------------------------------------------------
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -128,77 +218,287 @@ class Trainer:
         state = reset_streams(self.state, self._tensor(batch.reset))
         pred, state = self.model(x, state)
         loss = (self.loss_fn(pred, y) * mask).sum() / mask.sum().clamp_min(1.0)
-        self.state = detach_state(state)
+        # a non-finite carried state would poison its stream for the rest of the song (and a
+        # reset multiplies it by 0, which keeps NaN): zero such entries; finite ones are untouched
+        self.state = _finite_state(detach_state(state))
         if not torch.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
+            self.skip_reason = "non-finite loss"
             return None
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        params = list(self.model.parameters())
         if self.cfg.clip_mode == "value":
-            nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.clip)
-            finite = all(
-                torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None
-            )
+            nn.utils.clip_grad_value_(params, self.cfg.clip)
+            finite = _all_finite(p.grad for p in params if p.grad is not None)
         elif self.cfg.clip_mode == "norm":
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+            norm = nn.utils.clip_grad_norm_(params, self.cfg.clip)
             finite = bool(torch.isfinite(norm))
         else:
-            finite = all(
-                torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None
-            )
+            finite = _all_finite(p.grad for p in params if p.grad is not None)
         if not finite:
             self.optimizer.zero_grad(set_to_none=True)
+            self.skip_reason = "non-finite gradient"
             return None
         self.optimizer.step()
+        if not _all_finite(params):
+            # finite gradients can still overflow the weights (a huge learning rate): the step
+            # cannot be skipped any more, only undone by rolling back
+            self.poisoned = True
+            self.skip_reason = "non-finite weights after the update"
+            return None
         return float(loss.detach())
 
     # -- epochs ------------------------------------------------------------------------------
     def train_epoch(self) -> EpochResult:
+        """Train from the current position to the end of the epoch, then validate.
+
+        Starts mid-epoch when the trainer was restored there. Raises ``_RollbackError`` (handled by
+        :meth:`fit`) when the NaN guard gives up on the current position.
+        """
         from noizenet.progress import progress_bar
 
         self.model.train()
-        self.state = None  # every epoch starts with fresh streams
-        total, count, skipped, samples = 0.0, 0, 0, 0
-        t0 = time.perf_counter()
+        if self.last_good is None:  # a rollback target before the first step
+            self._pending = True
+            self._boundary()
+        if self.step == 0:
+            self.state = None  # every epoch starts with fresh streams
+            self.progress_acc = EpochProgress()
+        acc = self.progress_acc
+        t0 = time.perf_counter() - acc.seconds
         steps = self.streams.steps_per_epoch()
+        every = self.cfg.checkpoint_every
         with progress_bar(
             total=steps,
+            initial=self.step,
             desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
             unit="step",
             disable=not self.progress,
         ) as bar:
-            for batch in self.streams.epoch(self.epoch, seed=self.seed):
+            for batch in self.streams.epoch(self.epoch, seed=self.seed, start_step=self.step):
                 loss = self.train_step(batch)
                 n = batch.samples
                 if loss is None:
-                    skipped += 1
+                    acc.skipped += 1
                 else:
-                    total += loss * n
-                    count += n
-                samples += n
+                    acc.total += loss * n
+                    acc.count += n
+                acc.samples += n
+                self.step = batch.step + 1
+                self.global_step += 1
+                acc.seconds = time.perf_counter() - t0
                 for cb in self.on_step:
                     cb(self, batch, loss if loss is not None else math.nan)
+                if loss is None:
+                    self._bad_step(batch)
+                else:
+                    self.bad_streak = 0
+                if self.step < steps:  # the epoch's end has its own checkpoint, below
+                    if every and self.global_step % every == 0:
+                        self._pending = True
+                    self._boundary()
                 bar.update(1)
-                elapsed = time.perf_counter() - t0
                 bar.set_postfix(
-                    loss=f"{total / max(count, 1):.4g}",
-                    samples_s=f"{samples / max(elapsed, 1e-9):,.0f}",
+                    loss=f"{acc.total / max(acc.count, 1):.4g}",
+                    samples_s=f"{acc.samples / max(acc.seconds, 1e-9):,.0f}",
                 )
-        seconds = time.perf_counter() - t0
-        train_loss = total / count if count else math.nan
+        train_loss = acc.total / acc.count if acc.count else math.nan
+        val_loss = self.validate()  # eval mode: draws no random numbers
         result = EpochResult(
-            self.epoch + 1, train_loss, self.validate(), samples, seconds, skipped, self.loss_name
+            self.epoch + 1,
+            train_loss,
+            val_loss,
+            acc.samples,
+            acc.seconds,
+            acc.skipped,
+            self.loss_name,
         )
         self.epoch += 1
+        self.step = 0
+        self.state = None
+        self.progress_acc = EpochProgress()
         self.history.append(result)
+        best = (
+            self.bad_streak == 0
+            and val_loss is not None
+            and math.isfinite(val_loss)
+            and (self.best_val_loss is None or val_loss < self.best_val_loss)
+        )
+        if best:
+            self.best_val_loss = val_loss
         for cb in self.on_epoch:
             cb(self, result)
+        self._pending = True
+        self._boundary(best=best)
         return result
 
     def fit(self) -> list[EpochResult]:
+        """Train until ``cfg.epochs`` epochs are complete (from wherever the trainer stands)."""
         while self.epoch < self.cfg.epochs:
-            self.train_epoch()
+            try:
+                self.train_epoch()
+            except _RollbackError:
+                self._rollback()
         return self.history
+
+    # -- checkpoints, NaN guard, stopping ------------------------------------------------------
+    def _boundary(self, *, best: bool = False) -> None:
+        """At a step boundary: take a due checkpoint, and stop if asked to.
+
+        Only a good position (no bad step pending) is checkpointed, so both wait out a run of
+        bad steps; it ends within ``nan_patience`` steps, in a good step or a rollback.
+        """
+        if self.bad_streak:
+            return
+        if self._pending:
+            self._save(best=best)
+        if self.stop_signal and self.epoch < self.cfg.epochs:
+            if self._saved_at != (self.epoch, self.step):
+                self._save()
+            import signal
+
+            name = signal.Signals(self.stop_signal).name
+            raise TrainingInterruptedError(
+                f"stopped by {name} at epoch {self.epoch + 1} step {self.step}",
+                signum=self.stop_signal,
+            )
+
+    def _save(self, *, best: bool = False) -> None:
+        ckpt = self.checkpoint()
+        self.last_good = ckpt
+        self._saved_at = ckpt.position
+        self._pending = False
+        self.rollbacks = 0  # training got past the last rollback's target
+        for cb in self.on_checkpoint:
+            cb(self, ckpt, best)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        for cb in self.on_event:
+            cb(self, event)
+
+    def _bad_step(self, batch: Batch) -> None:
+        self.bad_streak += 1
+        self._event(
+            {
+                "event": "skipped_step",
+                "epoch": self.epoch + 1,
+                "step": batch.step,
+                "reason": self.skip_reason,
+                "in_a_row": self.bad_streak,
+            }
+        )
+        if self.poisoned or self.bad_streak >= self.cfg.nan_patience:
+            raise _RollbackError()
+
+    def _rollback(self) -> None:
+        """Return to the last checkpoint with the learning rate halved, or give up."""
+        assert self.last_good is not None
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        where = f"epoch {self.epoch + 1} step {max(self.step - 1, 0)}"
+        if self.rollbacks >= self.cfg.max_rollbacks:
+            self._event(
+                {"event": "diverged", "epoch": self.epoch + 1, "step": self.step, "lr": lrs[0]}
+            )
+            raise TrainingDivergedError(
+                f"training diverged: {self.skip_reason} at {where}, {self.bad_streak} bad steps "
+                f"in a row, after {self.rollbacks} rollbacks to the last checkpoint with the "
+                f"learning rate halved each time (now {lrs[0]:.3g}); try a smaller --lr, a "
+                "smaller --clip or --clip-mode norm"
+            )
+        rollbacks = self.rollbacks + 1
+        self.restore(self.last_good)
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr / 2
+        self.rollbacks = rollbacks
+        epoch, step = self.last_good.position
+        self._event(
+            {
+                "event": "rollback",
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": lrs[0] / 2,
+                "rollback": rollbacks,
+                "reason": f"{self.skip_reason} at {where}",
+            }
+        )
+
+    def checkpoint(self) -> Checkpoint:
+        """The trainer's whole position, as CPU copies (training may continue meanwhile)."""
+        tensors = {
+            f"model.{k}": v.detach().cpu().clone() for k, v in self.model.state_dict().items()
+        }
+        optim_tensors, optim_meta = optimizer_to_flat(self.optimizer)
+        rng_tensors, rng_meta = rng_to_flat()
+        tensors.update(optim_tensors)
+        tensors.update(rng_tensors)
+        if self.state is not None:
+            h, c = self.state if isinstance(self.state, tuple) else (self.state, None)
+            tensors["state.h"] = h.detach().cpu().clone()
+            if c is not None:
+                tensors["state.c"] = c.detach().cpu().clone()
+        acc = self.progress_acc
+        meta = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "global_step": self.global_step,
+            "progress": {
+                "total": acc.total,
+                "count": acc.count,
+                "skipped": acc.skipped,
+                "samples": acc.samples,
+                "seconds": acc.seconds,
+            },
+            "history": [r.record() for r in self.history],
+            "best_val_loss": self.best_val_loss,
+            "lr": [g["lr"] for g in self.optimizer.param_groups],
+            "optimizer": optim_meta,
+            "rng": rng_meta,
+            "spec": self.model.spec.to_dict(),
+            "seed": self.seed,
+            "steps_per_epoch": self.streams.steps_per_epoch(),
+        }
+        return Checkpoint(tensors, meta)
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Continue from ``ckpt`` exactly: weights, optimizer, position, hidden state, RNGs.
+
+        Raises :class:`~noizenet.errors.CheckpointError` when it belongs to another model or
+        another data plan.
+        """
+        m = ckpt.meta
+        if m["spec"] != self.model.spec.to_dict():
+            raise CheckpointError(f"checkpoint is for model {m['spec']}, not {self.model.spec}")
+        if m.get("seed") != self.seed or m.get("steps_per_epoch") != self.streams.steps_per_epoch():
+            raise CheckpointError("checkpoint was made with another seed or other training data")
+        try:
+            self.model.load_state_dict(ckpt.section("model"), strict=True)
+            optimizer_from_flat(self.optimizer, ckpt)
+            rng_from_flat(ckpt)
+            progress = EpochProgress(**m["progress"])
+            history = [EpochResult.from_record(r) for r in m["history"]]
+            epoch, step = ckpt.position
+            global_step = int(m["global_step"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            from noizenet.tensorfile import one_line
+
+            raise CheckpointError(f"checkpoint does not fit this run ({one_line(exc)})") from None
+        state = ckpt.section("state")
+        if not state:
+            self.state = None
+        elif "c" in state:
+            self.state = (state["h"].to(self.device), state["c"].to(self.device))
+        else:
+            self.state = state["h"].to(self.device)
+        self.epoch, self.step, self.global_step = epoch, step, global_step
+        self.progress_acc = progress
+        self.history = history
+        self.best_val_loss = m["best_val_loss"]
+        self.bad_streak = 0
+        self.poisoned = False
+        self.last_good = ckpt
+        self._saved_at = ckpt.position
+        self._pending = False
 
     @torch.no_grad()
     def validate(self) -> float | None:
@@ -206,6 +506,18 @@ class Trainer:
         if not self.val_tracks:
             return None
         return sequence_loss(self.model, self.val_tracks, self.loss_name, device=self.device)
+
+
+def _all_finite(tensors: Any) -> bool:
+    """One device sync for many tensors, instead of one each."""
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def _finite_state(state: State) -> State:
+    if isinstance(state, tuple):
+        return tuple(torch.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0) for s in state)  # type: ignore[return-value]
+    return torch.nan_to_num(state, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 @torch.no_grad()
