@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
+        metavar="FILE",
         help="HTML file (default: RUN/report.html for one run, ./report.html for several)",
     )
     p.add_argument(
