@@ -167,22 +167,22 @@ def run_demo(
     )
     from noizenet.report import write_run_report
 
-    # each run's own page (train wrote it before the takes existed), then both side by side
+    # each run's own page (train wrote it before the takes existed), then all side by side
     for run in runs.values():
         write_run_report(run.path, log=log, progress=progress)
     written["report"] = write_run_report(
-        [runs["lstm"].path, runs["rnn"].path],
+        [r.path for r in runs.values()],
         out / "report.html",
-        title="NoizeNet demo: the paper's LSTM and an RNN",
+        title="NoizeNet demo: " + ", ".join(k.upper() for k in runs),
         extra_figures=[
             (
                 figures_dir / "reproduction.png",
-                "A held-out song and its reproduction by both models, with a 20 ms zoom",
+                "A held-out song and its reproduction by every model, with a 20 ms zoom",
             ),
             (
                 figures_dir / "collapse.png",
-                "The first 30 ms of free-running output after a "
-                "song seed: without noise injection the models collapse; with it they go on",
+                "Free-running output after a song seed, model by model: how soon it "
+                "collapses, and what noise injection changes",
             ),
         ],
         log=log,
