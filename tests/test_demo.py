@@ -38,6 +38,13 @@ def test_demo_writes_every_model_take_and_figure(tmp_path):
     assert set(summary["collapse_s"]) == {"lstm", "rnn", "mulaw-lstm"}
     assert set(summary["collapse_s"]["lstm"]) == set(SEEDS)
     assert written["audio"] and written["figures"]
+    # one page for both runs, and each run's own page rewritten now that it has takes
+    page = (out / "report.html").read_text()
+    assert written["report"] == out / "report.html"
+    assert 'id="comparison"' in page and "lstm/audio/" in page and "rnn/audio/" in page
+    assert "reproduction.png" in page and "collapse.png" in page
+    for cell in ("lstm", "rnn"):
+        assert "audio/gen_perlin_" in (out / cell / "report.html").read_text()
 
 
 def test_demo_refuses_to_overwrite_without_force(tmp_path):

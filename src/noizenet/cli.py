@@ -136,6 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(p)
 
     p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="HTML page of one or more runs: tables, loss curves, audio players, figures",
+        description="Write a self-contained HTML report of one or more run folders: settings, "
+        "provenance, metrics and evaluation tables, loss curves, an audio player beside the "
+        "views of every take, each reproduction beside its original and, for several runs, "
+        "aligned comparison tables. It loads nothing from the network.",
+    )
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folder(s)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="HTML file (default: RUN/report.html for one run, ./report.html for several)",
+    )
+    p.add_argument(
+        "--inline",
+        action="store_true",
+        help="embed figures and audio in the page (one file to mail) instead of linking them",
+    )
+
+    p = sub.add_parser(
         "generate",
         parents=[common],
         help="prime on a seed and let the model run free",
@@ -343,6 +366,14 @@ def _writable_parent(out: Path | None) -> None:
         ensure_writable_dir(out.parent)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from noizenet.report import write_report
+
+    path = write_report(args.runs, args.out, inline=args.inline, progress=not args.quiet)
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from noizenet.generate import generate
 
@@ -508,6 +539,7 @@ def _not_negative(flag: str, value: float) -> None:
 COMMANDS = {
     "demo": _cmd_demo,
     "train": _cmd_train,
+    "report": _cmd_report,
     "generate": _cmd_generate,
     "reproduce": _cmd_reproduce,
     "evaluate": _cmd_evaluate,

@@ -178,6 +178,29 @@ def run_demo(
             "final_metrics": {k: r.info["metrics"] for k, r in runs.items()},
         },
     )
+    from noizenet.report import write_run_report
+
+    # each run's own page (train wrote it before the takes existed), then all side by side
+    for run in runs.values():
+        write_run_report(run.path, log=log, progress=progress)
+    written["report"] = write_run_report(
+        [r.path for r in runs.values()],
+        out / "report.html",
+        title="NoizeNet demo: " + ", ".join(k.upper() for k in runs),
+        extra_figures=[
+            (
+                figures_dir / "reproduction.png",
+                "A held-out song and its reproduction by every model, with a 20 ms zoom",
+            ),
+            (
+                figures_dir / "collapse.png",
+                "Free-running output after a song seed, model by model: how soon it "
+                "collapses, and what noise injection changes",
+            ),
+        ],
+        log=log,
+        progress=progress,
+    )
     log(f"== demo finished in {time.perf_counter() - t0:.0f} s")
     log(f"runs: {', '.join(str(p) for p in written['runs'].values())}")
     log(f"figures: {figures_dir} and RUN/figures ({len(written['figures'])} files)")

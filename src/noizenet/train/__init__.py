@@ -354,6 +354,9 @@ def train(
                 out=out / "figures" / "loss.png",
                 title=f"{spec.cell.upper()} hidden {spec.hidden}: loss per epoch",
             )
+        from noizenet.report import write_run_report
+
+        write_run_report(out, log=log)
     return run
 
 
