@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from noizenet.config import WHOLE_SONG, Config, flag_specs, parse_chunk
+from noizenet.config import WHOLE_SONG, Config, flag_specs, parse_chunk, split_list
 from noizenet.errors import NoizeNetError
 
 EXIT_USAGE = 2
@@ -36,6 +36,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                 action=argparse.BooleanOptionalAction,
                 help=help_text,
             )
+        elif spec.kind is list:
+            _add_list_flag(group, spec)
         else:
             kind = parse_chunk if spec.dest == "train.chunk" else spec.kind
             metavar = f"{{N,{WHOLE_SONG}}}" if spec.dest == "train.chunk" else None
@@ -48,6 +50,20 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                 metavar=metavar,
                 help=help_text,
             )
+
+
+def _add_list_flag(group: Any, spec: Any) -> None:
+    """A list setting: comma-separated values, and the flag may be given again to add more."""
+    choices = f" ({', '.join(spec.choices)})" if spec.choices else ""
+    group.add_argument(
+        spec.flag,
+        dest=spec.dest,
+        type=split_list,
+        action="extend",
+        default=None,
+        metavar="A[,B...]",
+        help=f"{spec.help}{choices}",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -64,9 +65,11 @@ def train(
 
     from noizenet.codecs import make_codec
     from noizenet.corpus import load_corpus
+    from noizenet.corpus.stats import Moments, moments
     from noizenet.io import append_jsonl, atomic_write_json
     from noizenet.models import ModelSpec, NoizeNet
     from noizenet.run import Run, save_weights, versions
+    from noizenet.train.encoded import EncodedTrack
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer, pick_device
 
@@ -77,14 +80,16 @@ def train(
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device)
 
-    corpus = load_corpus(config.data, seed=config.seed, progress=progress)
+    corpus = load_corpus(config.data, seed=config.seed, progress=progress, log=log)
+    log(f"decode cache: {corpus.cache.summary()}")
     for track, reason in corpus.skipped:
         log(f"skipped {track.id}: {reason}")
     log(f"corpus: {corpus.summary()}")
+    # Tracks are memory-mapped views: statistics are read in chunks, values encoded per batch.
     codec = make_codec(config.codec).fit([t.y for t in corpus.train])
-    train_values = [codec.encode(t.y) for t in corpus.train]
-    val_values = [codec.encode(t.y) for t in corpus.val]
-    train_rms = float(np.sqrt(np.mean(np.concatenate([t.y for t in corpus.train]) ** 2)))
+    train_values = [EncodedTrack(t.y, codec) for t in corpus.train]
+    val_values = [EncodedTrack(t.y, codec) for t in corpus.val]
+    train_rms = Moments.combine(t.moments or moments(t.y) for t in corpus.train).rms
 
     seed_everything(config.seed)
     spec = ModelSpec(
@@ -114,25 +119,10 @@ def train(
         "versions": versions(),
         "corpus": {
             "source": config.data.source,
-            "train": [
-                {
-                    "id": t.id,
-                    "genre": t.track.genre,
-                    "path": str(t.track.path),
-                    "samples": int(t.y.size),
-                }
-                for t in corpus.train
-            ],
-            "val": [
-                {
-                    "id": t.id,
-                    "genre": t.track.genre,
-                    "path": str(t.track.path),
-                    "samples": int(t.y.size),
-                }
-                for t in corpus.val
-            ],
-            "skipped": [{"id": t.id, "path": str(t.path), "reason": r} for t, r in corpus.skipped],
+            "train": [{**t.track.describe(), "samples": int(t.y.size)} for t in corpus.train],
+            "val": [{**t.track.describe(), "samples": int(t.y.size)} for t in corpus.val],
+            "skipped": [{**t.describe(), "reason": r} for t, r in corpus.skipped],
+            "cache": dataclasses.asdict(corpus.cache),
         },
         "metrics": {},
     }
@@ -170,6 +160,8 @@ def train(
     trainer.fit()
     info["status"] = "complete"
     atomic_write_json(out / "run.json", info)
+    if corpus.skipped:  # said again at the end, where a long run's reader looks
+        log(corpus.skipped_summary())
     run = Run.open(out)
     if figures:
         from noizenet.analysis.figures import loss_figure
