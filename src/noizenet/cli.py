@@ -189,7 +189,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seconds", type=float, default=None, help="only the first SECONDS")
     p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
+
+    p = sub.add_parser(
+        "data",
+        parents=[common],
+        help="inspect a data source: its tracks, what is broken, what a run would use",
+        description="Work with data sources (a folder, fma:ROOT or 'embedded').",
+    )
+    data_sub = p.add_subparsers(dest="data_verb", metavar="SUBVERB", required=True)
+    p = data_sub.add_parser(
+        "inspect",
+        parents=[common],
+        help="one line per track, totals per genre and split, and what a run would use",
+        description="List every track the source and filters select (id, genre, split, "
+        "duration, source sample rate, channels, status or skip reason), totals per genre "
+        "and split, and the songs a training run with the same flags would use. The chosen "
+        "songs are decoded into the cache to know they are usable; --decode decodes all.",
+    )
+    p.add_argument("source", help="a folder of audio files, fma:ROOT, or 'embedded'")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--decode", action="store_true", help="decode every listed track first (final statuses)"
+    )
+    _add_data_flags(p)
     return parser
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    """The data settings of ``train`` (filters, songs, seconds, cache) and --seed, --config."""
+    p.add_argument("--config", type=Path, help="TOML config to start from (flags override it)")
+    for spec in flag_specs():
+        if spec.dest == "data.source" or not (spec.dest.startswith("data.") or spec.dest == "seed"):
+            continue
+        if spec.kind is list:
+            _add_list_flag(p, spec)
+        else:
+            p.add_argument(
+                spec.flag,
+                dest=spec.dest,
+                type=spec.kind,
+                default=None,
+                choices=spec.choices,
+                help=f"{spec.help} (default: {spec.default})",
+            )
 
 
 # -- verbs ------------------------------------------------------------------------------------
@@ -285,12 +327,31 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    import json
+
+    from noizenet.corpus.inspect import format_inspection, inspect_source
+
+    cfg = config_from_args(args).with_overrides({"data.source": args.source})
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    report = inspect_source(cfg, decode=args.decode, progress=not args.quiet, log=log)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(format_inspection(report)))
+    return 0
+
+
 COMMANDS = {
     "demo": _cmd_demo,
     "train": _cmd_train,
     "generate": _cmd_generate,
     "reproduce": _cmd_reproduce,
     "plot": _cmd_plot,
+    "data": _cmd_data,
 }
 
 
