@@ -242,3 +242,27 @@ def test_a_corrupt_manifest_is_rebuilt(tmp_path):
     cache.manifest_path.write_text("{not json")
     _, report = cache.ensure(paths, workers=1, progress=False)
     assert report.decoded == 1 and len(cache.manifest()) == 1
+
+
+def test_an_unwritable_cache_is_a_one_line_error(tmp_path):
+    from noizenet.errors import NoizeNetError
+
+    paths = _songs(tmp_path, 1)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NoizeNetError, match="cannot write the decode cache") as exc:
+        DecodeCache(tmp_path / "file").ensure(paths, workers=1, progress=False)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_full_disk_stops_the_build_instead_of_blaming_the_songs(tmp_path, monkeypatch):
+    from noizenet.errors import NoizeNetError
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    paths = _songs(tmp_path, 2)
+    monkeypatch.setattr(np, "save", no_space)
+    cache = DecodeCache(tmp_path / "cache")
+    with pytest.raises(NoizeNetError, match="No space left on device"):
+        cache.ensure(paths, workers=1, progress=False)
+    assert all(e["status"] != "skipped" for e in cache.manifest().values())

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from noizenet.audio import SAMPLE_RATE
-from noizenet.errors import AudioError
+from noizenet.errors import AudioError, NoizeNetError
 
 CACHE_VERSION = 1  # bump when decoding changes: every entry of an older version is redone
 FULL_SCALE = 32767  # int16 value of the largest stored amplitude
@@ -204,10 +204,15 @@ class DecodeCache:
     def _save(self, entries: dict[str, dict[str, Any]]) -> None:
         from noizenet.io import atomic_write_json
 
-        atomic_write_json(
-            self.manifest_path,
-            {"version": CACHE_VERSION, "sample_rate": self.sr, "tracks": entries},
-        )
+        try:
+            atomic_write_json(
+                self.manifest_path,
+                {"version": CACHE_VERSION, "sample_rate": self.sr, "tracks": entries},
+            )
+        except OSError as exc:
+            raise NoizeNetError(
+                f"{self.manifest_path}: cannot write ({exc.strerror or exc})"
+            ) from None
 
     def _fresh(self, entry: dict[str, Any] | None, path: Path) -> bool:
         """The entry describes this file as it is now (same size and modification time)."""
@@ -298,6 +303,9 @@ class DecodeCache:
             total=len(tasks), desc="decode", unit="song", disable=not progress
         ) as bar:
             for task, entry in _decode_all(tasks, workers=workers):
+                if entry["status"] == "error":
+                    self._save(entries)  # keep what is done
+                    raise NoizeNetError(f"decode cache: {entry['reason']}")
                 path = by_source[task[0]]
                 entries[self.key(path)] = entry
                 found[path] = entry
@@ -317,13 +325,21 @@ class DecodeCache:
     @contextlib.contextmanager
     def _locked(self, log: Callable[[str], Any] | None) -> Iterator[None]:
         """Hold the cache's build lock; another builder waits here until we are done."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fh = open(self.dir / ".lock", "a+b")  # noqa: SIM115 (closed below, after the yield)
+        except OSError as exc:
+            raise NoizeNetError(
+                f"{self.dir}: cannot write the decode cache ({exc.strerror or exc}); "
+                "choose another with --cache-dir"
+            ) from None
         try:
             import fcntl
         except ImportError:  # not POSIX: no cross-process lock, atomic writes still hold
-            yield
+            with fh:
+                yield
             return
-        with open(self.dir / ".lock", "a+b") as fh:
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -382,8 +398,11 @@ def decode_task(source: str, out: str, file: str, sr: int) -> dict[str, Any]:
     peak = float(np.max(np.abs(y)))
     gain = max(peak, 1.0)  # float files may exceed full scale: keep their level, do not clip
     stored = np.round(y * (FULL_SCALE / gain)).astype(np.int16)
-    with atomic_path(out) as tmp:
-        np.save(tmp, stored)
+    try:
+        with atomic_path(out) as tmp:
+            np.save(tmp, stored)
+    except OSError as exc:  # the cache's fault, not the song's: the caller stops
+        return {**entry, "status": "error", "reason": f"cannot write {out} ({exc.strerror or exc})"}
     return {
         **entry,
         "status": "ok",
