@@ -131,18 +131,22 @@ def fma_tracks(root: Path, *, subset: str = "small") -> list:
     folder = audio_folder(root, subset)
     rank = {s: i for i, s in enumerate(FMA_SUBSETS)}
     chosen = df[df["subset"].map(rank).fillna(len(FMA_SUBSETS)) <= rank[subset]]
+    # Plain lists and one Path per track: fma_large lists 106,574 tracks on every run.
+    columns = {name: chosen[name].tolist() for name in COLUMNS.values()}
+    base = str(folder)
     tracks = []
-    for tid, row in zip(chosen.index, chosen.itertuples(index=False), strict=True):
+    for i, tid in enumerate(chosen.index.tolist()):
+        tid6 = f"{tid:06d}"
         tracks.append(
             Track(
-                id=f"{tid:06d}",
-                path=audio_path(folder, tid),
-                genre=row.genre or "unknown",
-                split=row.split or None,
-                title=row.title,
-                artist=row.artist,
-                album=row.album,
-                license=row.license,
+                id=tid6,
+                path=Path(f"{base}/{tid6[:3]}/{tid6}.mp3"),  # as audio_path(folder, tid)
+                genre=columns["genre"][i] or "unknown",
+                split=columns["split"][i] or None,
+                title=columns["title"][i],
+                artist=columns["artist"][i],
+                album=columns["album"][i],
+                license=columns["license"][i],
             )
         )
     return sorted(tracks, key=lambda t: t.id)
