@@ -241,3 +241,36 @@ def test_zero_variance_never_produces_nan_in_the_codec():
         codec = RawCodec(scaling=scaling).fit([np.full(1000, 0.25, np.float32)])
         values = codec.encode(np.full(10, 0.25, np.float32), stats=codec.stats_for(None))
         assert np.all(np.isfinite(values)) and np.isfinite(codec.scale) and codec.scale > 0
+
+
+def test_data_inspect_decode_gives_every_track_its_final_status(tmp_path, capsys):
+    root = _awkward_folder(tmp_path / "music")
+    args = ["data", "inspect", str(root), "--decode", "--decode-workers", "1", "--quiet"]
+    assert main([*args, "--songs", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    status = {t["id"]: t["status"] for t in report["tracks"]}
+    assert len(status) == 12
+    for track_id, fragment in SKIPPED.items():
+        assert fragment in status[track_id]
+    assert {i: s for i, s in status.items() if i.startswith("good/")} == {
+        i: "ok" for i in status if i.startswith("good/")
+    }
+    bad = report["totals"]["genre"]["bad"]
+    assert (bad["tracks"], bad["ok"], bad["skipped"], bad["unchecked"]) == (6, 0, 6, 0)
+    assert report["totals"]["genre"]["good"]["ok"] == 6
+    assert len(report["run"]["train"]) == 3 and len(report["run"]["val"]) == 1
+    by_id = {t["id"]: t for t in report["tracks"]}
+    assert (
+        by_id["good/96k stereo"]["source_sr"] == 96000 and by_id["good/96k stereo"]["channels"] == 2
+    )
+
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "totals by genre:" in text and "totals by split:" not in text
+
+
+def test_data_inspect_has_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "inspect", "--help"])
+    assert exc.value.code == 0
+    assert "usage: noizenet data inspect" in capsys.readouterr().out

@@ -2,8 +2,9 @@
 
 One row per track (id, genre, split, duration, source sample rate, channels, status), totals per
 genre and per split, and the selection a training run with the same settings would make. Tracks
-already in the decode cache show their decoded status; the others show what their file header
-says (read in parallel threads, without decoding). The selection is made exactly as
+already in the decode cache show their final status (decoded, and long and loud enough in the
+part ``--offset``/``--seconds`` select); the others show what their file header says (read in
+parallel threads, without decoding). The selection is made exactly as
 ``noizenet train`` makes it, so the songs it picks are decoded (once, into the cache) to know
 they are usable; ``decode=True`` decodes every listed track first, so every status is final.
 """
@@ -56,7 +57,8 @@ def inspect_source(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from noizenet.corpus import DecodeCache, cache_root, list_tracks, load_corpus
+    from noizenet.corpus import DecodeCache, cache_root, list_tracks, load_corpus, segment_problem
+    from noizenet.corpus.stats import moments
 
     data = config.data
     tracks = list_tracks(data, seed=config.seed)
@@ -96,11 +98,15 @@ def inspect_source(
                 "seconds": entry.get("seconds"),
                 "source_sr": entry.get("source_sr"),
                 "channels": entry.get("channels"),
-                "status": "ok" if entry.get("status") == "ok" else entry.get("reason"),
+                "status": entry.get("reason") or "cannot decode",
             }
+            if entry.get("status") == "ok":  # usable as a run would cut it (--offset, --seconds)?
+                part = cache.audio(entry, offset=data.offset, seconds=data.seconds)
+                problem = segment_problem(moments(part), sr=data.sample_rate, offset=data.offset)
+                row["status"] = problem or "ok"
         else:
             row = {"seconds": None, "source_sr": None, "channels": None, **probed[t.path]}
-        if t.id in skipped_now:  # too short or silent for the chosen --seconds/--offset
+        if t.id in skipped_now:  # the run's own reason wins (e.g. a file that just vanished)
             row["status"] = skipped_now[t.id]
         rows.append({**t.describe(), **row, "use": use.get(t.id, "")})
     return {
@@ -136,7 +142,7 @@ def format_inspection(report: dict[str, Any]) -> list[str]:
                 r["id"],
                 r["genre"],
                 r.get("split") or "-",
-                "?" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                "?" if r["seconds"] is None else f"{r['seconds']:.2f}",
                 "?" if r["source_sr"] is None else str(r["source_sr"]),
                 "?" if r["channels"] is None else str(r["channels"]),
                 r["use"] or "-",
