@@ -266,3 +266,11 @@ def test_a_full_disk_stops_the_build_instead_of_blaming_the_songs(tmp_path, monk
     with pytest.raises(NoizeNetError, match="No space left on device"):
         cache.ensure(paths, workers=1, progress=False)
     assert all(e["status"] != "skipped" for e in cache.manifest().values())
+
+
+def test_two_names_of_one_file_are_decoded_once(tmp_path):
+    path = _songs(tmp_path, 1)[0]
+    link = tmp_path / "link.wav"
+    link.symlink_to(path)
+    entries, report = DecodeCache(tmp_path / "c").ensure([path, link], workers=1, progress=False)
+    assert report.decoded == 1 and entries[path] == entries[link]

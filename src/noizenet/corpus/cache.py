@@ -292,11 +292,13 @@ class DecodeCache:
 
         report = CacheReport()
         t0 = last_save = time.perf_counter()
-        tasks = []
+        same_file: dict[str, list[Path]] = {}  # two names (links) of one file: decoded once
         for p in todo:
-            key = self._file_for(self.key(p))
-            tasks.append((str(p.resolve()), str(self.dir / key), key, self.sr))
-        by_source = dict(zip((t[0] for t in tasks), todo, strict=True))
+            same_file.setdefault(self.key(p), []).append(p)
+        tasks = []
+        for key, names in same_file.items():
+            file = self._file_for(key)
+            tasks.append((str(names[0].resolve()), str(self.dir / file), file, self.sr))
         if workers <= 0:  # auto: a worker's start-up costs about as much as decoding a few files
             workers = min(os.cpu_count() or 1, -(-len(tasks) // _FILES_PER_WORKER))
         with progress_bar(
@@ -306,9 +308,10 @@ class DecodeCache:
                 if entry["status"] == "error":
                     self._save(entries)  # keep what is done
                     raise NoizeNetError(f"decode cache: {entry['reason']}")
-                path = by_source[task[0]]
-                entries[self.key(path)] = entry
-                found[path] = entry
+                key = Path(task[2]).stem
+                entries[key] = entry
+                for path in same_file[key]:
+                    found[path] = entry
                 report.decoded += 1
                 if entry["status"] == "ok":
                     report.audio_seconds += entry["samples"] / self.sr
