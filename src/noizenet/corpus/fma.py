@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from noizenet.config import FMA_SUBSETS
 from noizenet.errors import NoizeNetError
+
+if TYPE_CHECKING:  # pandas is imported when a tracks.csv is read, not before
+    import pandas as pd
+
+    from noizenet.corpus import Track
 
 TRACKS_CSV = Path("fma_metadata") / "tracks.csv"
 
@@ -54,7 +60,7 @@ def audio_folder(root: Path, subset: str) -> Path:
     )
 
 
-def read_tracks_csv(path: Path):  # -> pandas.DataFrame
+def read_tracks_csv(path: Path) -> pd.DataFrame:
     """Read the columns NoizeNet uses from an FMA ``tracks.csv``.
 
     Returns a DataFrame indexed by integer track id with the string columns of
@@ -112,14 +118,14 @@ def read_tracks_csv(path: Path):  # -> pandas.DataFrame
     return df.drop(columns="track_id")
 
 
-def fma_tracks(root: Path, *, subset: str = "small") -> list:
+def fma_tracks(root: Path, *, subset: str = "small") -> list[Track]:
     """Every track of ``subset`` (and the smaller subsets) as :class:`~noizenet.corpus.Track`.
 
     Ids are the zero-padded six-digit track ids ("099134"); genre is ``track.genre_top``
     ("unknown" where the dataset gives none) and split is ``set.split``. Titles, artists, albums
     and licences are kept for reports.
     """
-    from noizenet.corpus import Track
+    from noizenet.corpus import Track  # at run time: noizenet.corpus imports this module
 
     root = Path(root).expanduser()
     if not root.is_dir():
