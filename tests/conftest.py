@@ -14,6 +14,9 @@ os.environ.setdefault("NOIZENET_QUIET", "1")
 # (on a busy machine, 100x slower as the threads wait for each other)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# pytest -n 2 runs two workers on two cores: one thread each. Two torch threads per worker make
+# OpenMP barriers wait on preempted threads, and a tiny LSTM step takes 100x longer.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SR = 22050
 
@@ -46,6 +49,14 @@ def write_wav(path: Path, y: np.ndarray, sr: int = SR, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, y, sr, **kwargs)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def decode_cache(tmp_path_factory) -> Path:
+    """Decoded audio and the embedded corpus go to a per-session folder, never to ~/.cache."""
+    root = tmp_path_factory.mktemp("cache")
+    os.environ["NOIZENET_CACHE"] = str(root)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ Every error names the file and the problem in one line (:class:`~noizenet.errors
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -50,13 +51,49 @@ def load(
                 path, sr=sr, mono=True, offset=offset, duration=duration, dtype=np.float32
             )
     except Exception as exc:  # decoders raise many types; all mean "cannot decode"
+        known = sniff(path)
+        if known:
+            raise AudioError(f"{path}: {known}") from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if reason in ("NoBackendError", "EOFError"):  # librosa's fallback found nothing to read
+            reason = "not a recognised audio format"
         raise AudioError(f"{path}: cannot decode audio ({reason})") from None
     if y.size == 0:
         raise AudioError(f"{path}: no audio samples (after offset {offset:g} s)")
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{path}: contains non-finite samples")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+_MPEG_SYNC = re.compile(rb"\xff[\xe0-\xff]")  # the 11 set bits that open every MPEG audio frame
+
+
+def sniff(path: str | Path) -> str | None:
+    """Name a problem visible in the file's first bytes, or None.
+
+    Catches what decoders report badly: a missing or empty file, and an MP3 that is only an ID3
+    tag with no audio frames after it (real FMA has such 1.7 KB files, e.g. 099134.mp3).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "empty file (0 bytes)"
+        with open(path, "rb") as fh:
+            head = fh.read(10)
+            if len(head) < 10 or head[:3] != b"ID3":
+                return None
+            # ID3v2 header: "ID3", version (2), flags (1), size (4 bytes of 7 bits each)
+            tag = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+            if head[5] & 0x10:  # a footer follows the tag
+                tag += 10
+            fh.seek(tag)
+            rest = fh.read(1 << 16)
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    if not _MPEG_SYNC.search(rest):
+        return f"only an ID3 tag ({size:,} bytes), no audio frames"
+    return None
 
 
 def write(path: str | Path, y: np.ndarray, *, sr: int = SAMPLE_RATE) -> Path:

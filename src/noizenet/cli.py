@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from noizenet.config import WHOLE_SONG, Config, flag_specs, parse_chunk
+from noizenet.config import WHOLE_SONG, Config, flag_specs, parse_chunk, split_list
 from noizenet.errors import NoizeNetError
 
 EXIT_USAGE = 2
@@ -51,6 +51,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                 action=argparse.BooleanOptionalAction,
                 help=help_text,
             )
+        elif spec.kind is list:
+            _add_list_flag(group, spec)
         else:
             kind = _chunk_arg if spec.dest == "train.chunk" else spec.kind
             metavar = f"{{N,{WHOLE_SONG}}}" if spec.dest == "train.chunk" else None
@@ -63,6 +65,20 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                 metavar=metavar,
                 help=help_text,
             )
+
+
+def _add_list_flag(group: Any, spec: Any) -> None:
+    """A list setting: comma-separated values, and the flag may be given again to add more."""
+    choices = f" ({', '.join(spec.choices)})" if spec.choices else ""
+    group.add_argument(
+        spec.flag,
+        dest=spec.dest,
+        type=split_list,
+        action="extend",
+        default=None,
+        metavar="A[,B...]",
+        help=f"{spec.help}{choices}",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -308,7 +324,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (default: 5)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--quick", action="store_true", help="a fraction of the work (smoke test)")
+
+    p = sub.add_parser(
+        "data",
+        parents=[common],
+        help="inspect a data source: its tracks, what is broken, what a run would use",
+        description="Work with data sources (a folder, fma:ROOT or 'embedded').",
+    )
+    data_sub = p.add_subparsers(dest="data_verb", metavar="SUBVERB", required=True)
+    p = data_sub.add_parser(
+        "inspect",
+        parents=[common],
+        help="one line per track, totals per genre and split, and what a run would use",
+        description="List every track the source and filters select (id, genre, split, "
+        "duration, source sample rate, channels, status or skip reason), totals per genre "
+        "and split, and the songs a training run with the same flags would use. The chosen "
+        "songs are decoded into the cache to know they are usable; --decode decodes all.",
+    )
+    p.add_argument("source", help="a folder of audio files, fma:ROOT, or 'embedded'")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--decode", action="store_true", help="decode every listed track first (final statuses)"
+    )
+    _add_data_flags(p)
     return parser
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    """The data settings of ``train`` (filters, songs, seconds, cache) and --seed, --config."""
+    p.add_argument("--config", type=Path, help="TOML config to start from (flags override it)")
+    for spec in flag_specs():
+        if spec.dest == "data.source" or not (spec.dest.startswith("data.") or spec.dest == "seed"):
+            continue
+        if spec.kind is list:
+            _add_list_flag(p, spec)
+        else:
+            p.add_argument(
+                spec.flag,
+                dest=spec.dest,
+                type=spec.kind,
+                default=None,
+                choices=spec.choices,
+                help=f"{spec.help} (default: {spec.default})",
+            )
 
 
 # -- verbs ------------------------------------------------------------------------------------
@@ -536,6 +594,24 @@ def _not_negative(flag: str, value: float) -> None:
         raise NoizeNetError(f"{flag} must be a finite number >= 0, got {value:g}")
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    import json
+
+    from noizenet.corpus.inspect import format_inspection, inspect_source
+
+    cfg = config_from_args(args).with_overrides({"data.source": args.source})
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    report = inspect_source(cfg, decode=args.decode, progress=not args.quiet, log=log)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(format_inspection(report)))
+    return 0
+
+
 COMMANDS = {
     "demo": _cmd_demo,
     "train": _cmd_train,
@@ -546,6 +622,7 @@ COMMANDS = {
     "experiment": _cmd_experiment,
     "plot": _cmd_plot,
     "bench": _cmd_bench,
+    "data": _cmd_data,
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from noizenet.config import CodecConfig
+from noizenet.corpus.stats import Moments, moments
 from noizenet.errors import ConfigError
 
 _MIN_SCALE = 1e-4  # below this a signal is treated as silent and has no scale of its own
@@ -39,31 +40,35 @@ class RawCodec:
     hop = 1  # audio samples per model step
 
     def fit(self, tracks: list[np.ndarray]) -> RawCodec:
-        """Fit on training tracks only; validation and seeds never leak into the statistics."""
+        """Fit on training tracks only; validation and seeds never leak into the statistics.
+
+        Tracks may be memory-mapped views: they are read in chunks, never concatenated.
+        """
         if not tracks:
             raise ValueError("cannot fit a codec on no tracks")
+        parts = [moments(y) for y in tracks]
         if self.scaling == "per-file":
-            stats = [self._stats(np.asarray(y, dtype=np.float64)) for y in tracks]
+            stats = [self._center_scale(m) for m in parts]
             self.center = float(np.mean([c for c, _ in stats]))
             self.scale = float(np.mean([s for _, s in stats]))
         else:
-            self.center, self.scale = self._stats(
-                np.concatenate([np.asarray(y, dtype=np.float64) for y in tracks])
-            )
+            self.center, self.scale = self._center_scale(Moments.combine(parts))
         self.scale = max(self.scale, _MIN_SCALE)
         self.fitted = True
         return self
 
-    def _stats(self, y: np.ndarray) -> tuple[float, float]:
+    def _center_scale(self, m: Moments) -> tuple[float, float]:
         if self.name == "zscore":
-            return float(y.mean()), float(y.std())
-        lo, hi = float(y.min()), float(y.max())
-        return (hi + lo) / 2.0, (hi - lo) / 2.0
+            return m.mean, m.std
+        return (m.max + m.min) / 2.0, (m.max - m.min) / 2.0
+
+    def _stats(self, y: np.ndarray) -> tuple[float, float]:
+        return self._center_scale(moments(y))
 
     def stats_for(self, y: np.ndarray | None) -> tuple[float, float]:
         """The (center, scale) used for signal ``y``: its own under per-file scaling."""
         if self.scaling == "per-file" and y is not None and y.size > 1:
-            center, scale = self._stats(np.asarray(y, dtype=np.float64))
+            center, scale = self._stats(y)
             if scale >= _MIN_SCALE:
                 return center, scale
         return self.center, self.scale
@@ -105,7 +110,7 @@ class QuantCodec:
     def fit(self, tracks: list[np.ndarray]) -> QuantCodec:
         if not tracks:
             raise ValueError("cannot fit a codec on no tracks")
-        peak = max(float(np.max(np.abs(y))) if np.size(y) else 0.0 for y in tracks)
+        peak = Moments.combine(moments(y) for y in tracks).peak  # chunked: may be memory maps
         self.scale = peak if peak > _MIN_SCALE else 1.0
         self.fitted = True
         return self
@@ -192,7 +197,7 @@ class FFTCodec:
     def fit(self, tracks: list[np.ndarray]) -> FFTCodec:
         if not tracks:
             raise ValueError("cannot fit a codec on no tracks")
-        v = np.concatenate([self._vectors(y) for y in tracks], axis=0)
+        v = np.concatenate([self._vectors(np.asarray(y)) for y in tracks], axis=0)
         std = v.std(axis=0)
         self.mean = v.mean(axis=0).tolist()
         self.std = np.where(std > 1e-8, std, 1.0).tolist()  # e.g. the imaginary part at DC

@@ -28,6 +28,8 @@ SCALINGS = ("corpus", "per-file")
 LOSSES = ("mse", "mae")
 OPTIMIZERS = ("adam", "sgd", "adadelta")
 CLIP_MODES = ("value", "norm", "none")
+FMA_SUBSETS = ("small", "medium", "large")  # ordered: "medium" holds every small track too
+FMA_SPLITS = ("training", "validation", "test")
 
 
 def _f(
@@ -51,6 +53,8 @@ def _f(
         "exclusive_min": exclusive_min,
         "cli": cli,
     }
+    if isinstance(default, list):  # a mutable default needs a factory
+        return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -58,8 +62,9 @@ def _f(
 class DataConfig:
     source: str = _f(
         "embedded",
-        "where songs come from: a folder of audio files, or 'embedded' "
-        "(our synthetic corpus, no download)",
+        "where songs come from: a folder of audio files, fma:ROOT (the Free Music Archive: "
+        "ROOT holds fma_metadata/ and fma_small/ ...), or 'embedded' (our synthetic corpus, "
+        "no download)",
         flag="--data",
     )
     songs: int = _f(5, "number of training songs (paper: 5)", minimum=1)
@@ -81,6 +86,30 @@ class DataConfig:
         "(default: $NOIZENET_CACHE or ~/.cache/noizenet)",
     )
     embedded_songs: int = _f(12, "songs the embedded composer writes", minimum=2, maximum=10000)
+    genre: list[str] = _f(  # noqa: RUF009 (_f gives a list field a default_factory)
+        [],
+        "only songs of these genres, comma-separated (FMA: track.genre_top, e.g. "
+        "Instrumental,Classical; folder: the first sub-folder; embedded: classical, folk, "
+        "electronic); empty: every genre",
+    )
+    subset: str = _f(
+        "small",
+        "FMA only: tracks of this subset or a smaller one, as the dataset's own tools select "
+        "(small < medium < large)",
+        choices=FMA_SUBSETS,
+    )
+    split: list[str] = _f(  # noqa: RUF009
+        [],
+        "FMA only: draw songs from these dataset splits, comma-separated; empty: train on "
+        "'training' and validate on 'validation' (the 'test' split stays unseen)",
+        choices=FMA_SPLITS,
+    )
+    decode_workers: int = _f(
+        0,
+        "processes that decode songs into the cache (0: one per CPU core, fewer for a "
+        "handful of songs; 1: in the training process)",
+        minimum=0,
+    )
 
 
 @dataclass
@@ -305,9 +334,11 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
 
 def _set(obj: Any, name: str, value: Any, where: str) -> None:
-    names = {f.name for f in dataclasses.fields(obj)}
-    if name not in names:
-        raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(names))})")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    if name not in fields:
+        raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(fields))})")
+    if _is_list(fields[name]) and isinstance(value, str):
+        value = split_list(value)  # "Instrumental,Classical" is a list written on one line
     setattr(obj, name, value)
 
 
@@ -330,9 +361,28 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _is_list(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and isinstance(f.default_factory(), list)
+
+
+def split_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: list settings accept one comma-separated string."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def _check(name: str, value: Any, f: dataclasses.Field) -> None:
     meta = f.metadata
     default = f.default
+    if _is_list(f):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
+        choices = meta.get("choices")
+        bad = [v for v in value if choices and v not in choices]
+        if bad:
+            raise ConfigError(
+                f"{name}: unknown value {bad[0]!r} (choose from {', '.join(choices)})"
+            )
+        return
     if name == "train.chunk":
         if value == WHOLE_SONG:
             return
@@ -390,9 +440,10 @@ def flag_specs() -> list[FlagSpec]:
                 continue
             dest = f"{section_name}.{f.name}" if section_name else f.name
             flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-            kind = str if dest == "train.chunk" else type(f.default)
+            default = getattr(section, f.name)
+            kind = str if dest == "train.chunk" else type(default)
             specs.append(
-                FlagSpec(dest, flag, f.metadata["help"], f.default, f.metadata.get("choices"), kind)
+                FlagSpec(dest, flag, f.metadata["help"], default, f.metadata.get("choices"), kind)
             )
     return specs
 

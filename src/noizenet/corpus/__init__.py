@@ -1,23 +1,30 @@
-"""Where songs come from: a folder of audio files or the embedded synthetic corpus.
+"""Where songs come from: a folder, the Free Music Archive (``fma:ROOT``) or the embedded corpus.
 
-A source lists :class:`Track` records (id, path, genre); :func:`load_corpus` picks the training
-and validation tracks reproducibly from the seed, decodes them, and reports broken tracks instead
-of failing on them.
+A source lists :class:`Track` records (id, path, genre, and the dataset's split where it has
+one); :func:`list_tracks` applies the genre and split filters; :func:`load_corpus` picks the
+training and validation tracks reproducibly from the seed, decodes each once into the decode
+cache (:mod:`noizenet.corpus.cache`), and reports broken tracks instead of failing on them. The
+chosen tracks come back as memory-mapped views, never as whole arrays in memory.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from noizenet.config import DataConfig
-from noizenet.errors import AudioError, NoizeNetError
+from noizenet.corpus.cache import CacheReport, DecodeCache
+from noizenet.corpus.stats import Moments, moments
+from noizenet.errors import AudioError, ConfigError, NoizeNetError
 
 MIN_SECONDS = 0.1  # shorter tracks teach nothing and are skipped
-SILENCE_PEAK = 1e-4  # a track whose peak stays below this is silent
+SILENCE_PEAK = 1e-4  # a track whose amplitude (half its peak-to-peak range) stays below is silent
+FMA_PREFIX = "fma:"
 
 
 @dataclass(frozen=True)
@@ -27,12 +34,27 @@ class Track:
     id: str
     path: Path
     genre: str = "unknown"
+    split: str | None = None  # the dataset's own split (FMA: training, validation, test)
+    title: str = ""
+    artist: str = ""
+    album: str = ""
+    license: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """Id, genre, path, and whatever the source knows besides (split, title, licence)."""
+        info: dict[str, Any] = {"id": self.id, "genre": self.genre, "path": str(self.path)}
+        for name in ("split", "title", "artist", "album", "license"):
+            value = getattr(self, name)
+            if value:
+                info[name] = value
+        return info
 
 
 @dataclass
 class LoadedTrack:
     track: Track
-    y: np.ndarray  # (samples,) float32 mono at the corpus sample rate
+    y: Any  # (samples,) float32 mono at the corpus sample rate: a TrackAudio view or an array
+    moments: Moments | None = None  # of y, measured while checking the track
 
     @property
     def id(self) -> str:
@@ -47,6 +69,7 @@ class Corpus:
     val: list[LoadedTrack]
     sr: int
     skipped: list[tuple[Track, str]] = field(default_factory=list)
+    cache: CacheReport = field(default_factory=CacheReport)
 
     def summary(self) -> str:
         secs = sum(t.y.size for t in self.train) / self.sr
@@ -56,6 +79,13 @@ class Corpus:
         if self.skipped:
             text += f", {len(self.skipped)} skipped"
         return text
+
+    def skipped_summary(self) -> str:
+        """One line naming every skipped track and why, or "" when none was."""
+        if not self.skipped:
+            return ""
+        items = "; ".join(f"{t.id} ({reason})" for t, reason in self.skipped)
+        return f"skipped {len(self.skipped)} unusable track(s): {items}"
 
 
 def cache_root(cfg: DataConfig | None = None) -> Path:
@@ -69,7 +99,8 @@ def cache_root(cfg: DataConfig | None = None) -> Path:
 
 
 def list_tracks(cfg: DataConfig, *, seed: int = 0) -> list[Track]:
-    """Every track the configured source offers, in a deterministic order."""
+    """Every track the configured source offers after the genre and split filters, in a
+    deterministic order."""
     source = cfg.source
     if source == "embedded":
         from noizenet.corpus.embedded import build_embedded_corpus
@@ -79,61 +110,172 @@ def list_tracks(cfg: DataConfig, *, seed: int = 0) -> list[Track]:
         songs = build_embedded_corpus(
             folder, n_songs=cfg.embedded_songs, seconds=seconds, seed=seed, sr=cfg.sample_rate
         )
-        return [Track(s.id, s.path, s.genre) for s in songs]
-    from noizenet.corpus.folder import folder_tracks
+        tracks = [Track(s.id, s.path, s.genre) for s in songs]
+    elif source.startswith(FMA_PREFIX):
+        from noizenet.corpus.fma import fma_tracks
 
-    return folder_tracks(Path(source).expanduser())
+        tracks = fma_tracks(Path(source[len(FMA_PREFIX) :]).expanduser(), subset=cfg.subset)
+    else:
+        from noizenet.corpus.folder import folder_tracks
+
+        tracks = folder_tracks(Path(source).expanduser())
+    return filter_tracks(tracks, cfg)
+
+
+def filter_tracks(tracks: list[Track], cfg: DataConfig) -> list[Track]:
+    """Keep the tracks of ``cfg.genre`` (any case) and ``cfg.split``; unknown names are errors."""
+    if cfg.genre:
+        known = {t.genre.casefold(): t.genre for t in tracks}
+        unknown = [g for g in cfg.genre if g.casefold() not in known]
+        if unknown:
+            names = ", ".join(sorted(known.values())) or "none"
+            raise ConfigError(
+                f"data.genre: no track of genre {unknown[0]!r} in {cfg.source} "
+                f"(its genres: {names})"
+            )
+        wanted = {g.casefold() for g in cfg.genre}
+        tracks = [t for t in tracks if t.genre.casefold() in wanted]
+    if cfg.split:
+        if not any(t.split for t in tracks):
+            raise ConfigError(
+                f"data.split: {cfg.source} has no dataset split (only fma:ROOT sources have one)"
+            )
+        tracks = [t for t in tracks if t.split in cfg.split]
+    return tracks
+
+
+def candidate_pools(
+    tracks: list[Track], cfg: DataConfig, *, seed: int = 0
+) -> tuple[list[Track], list[Track] | None]:
+    """The shuffled tracks to draw training songs from, and validation songs from.
+
+    Where the dataset has its own split (FMA), training songs come from every split but
+    "validation" and validation songs from "validation"; without ``--split`` the "test" split is
+    left out, unseen. Otherwise (a folder, the embedded corpus, or a split filter that leaves no
+    validation tracks) there is one pool, shuffled with the seed, split by track: the second
+    element is then None.
+    """
+    if any(t.split for t in tracks):
+        pool = tracks if cfg.split else [t for t in tracks if t.split != "test"]
+        val = [t for t in pool if t.split == "validation"]
+        rest = [t for t in pool if t.split != "validation"]
+        if val and rest:
+            return _shuffled(rest, [seed, 1]), _shuffled(val, [seed, 2])
+        tracks = pool
+    return _shuffled(tracks, seed), None
+
+
+def _shuffled(tracks: list[Track], seed: Any) -> list[Track]:
+    return [tracks[int(i)] for i in np.random.default_rng(seed).permutation(len(tracks))]
 
 
 def load_track(
     track: Track, *, sr: int, offset: float = 0.0, seconds: float | None = None
 ) -> np.ndarray:
-    """Decode one track and check it is usable; raises :class:`AudioError` with the reason."""
+    """Decode one track directly (no cache) and check it is usable; raises :class:`AudioError`."""
     from noizenet import audio
 
     y = audio.load(track.path, sr=sr, offset=offset, duration=seconds)
-    if y.size < MIN_SECONDS * sr:
-        raise AudioError(f"{track.path}: too short ({y.size / sr:.3f} s < {MIN_SECONDS} s)")
-    if float(np.max(np.abs(y))) < SILENCE_PEAK:
-        raise AudioError(f"{track.path}: silent (peak below {SILENCE_PEAK:g})")
+    reason = segment_problem(Moments.of_array(y), sr=sr)
+    if reason:
+        raise AudioError(f"{track.path}: {reason}")
     return y
 
 
-def load_corpus(cfg: DataConfig, *, seed: int = 0, progress: bool = True) -> Corpus:
-    """Pick, decode and split the tracks for one training run.
+def segment_problem(m: Moments, *, sr: int, offset: float = 0.0) -> str | None:
+    """Why the chosen part of a track cannot train a model (too short, silent), or None."""
+    if m.n < MIN_SECONDS * sr:
+        after = f" after an offset of {offset:g} s" if offset else ""
+        return f"too short ({m.n / sr:.3f} s{after} < {MIN_SECONDS} s)"
+    if (m.max - m.min) / 2 < SILENCE_PEAK:  # also a constant DC offset: zero variance
+        return f"silent (amplitude below {SILENCE_PEAK:g})"
+    return None
+
+
+class _Picker:
+    """Walks a shuffled pool, decoding tracks into the cache in batches, until enough are usable."""
+
+    def __init__(
+        self, cfg: DataConfig, *, progress: bool, log: Callable[[str], Any] | None
+    ) -> None:
+        self.cfg = cfg
+        self.cache = DecodeCache(cache_root(cfg), sr=cfg.sample_rate)
+        self.progress = progress
+        self.log = log
+        self.skipped: list[tuple[Track, str]] = []
+        self.report = CacheReport()
+
+    def take(self, pool: list[Track], n: int) -> list[LoadedTrack]:
+        cfg = self.cfg
+        got: list[LoadedTrack] = []
+        i = 0
+        while len(got) < n and i < len(pool):
+            batch = pool[i : i + n - len(got)]  # usually enough: broken files are rare
+            i += len(batch)
+            entries, report = self.cache.ensure(
+                [t.path for t in batch],
+                workers=cfg.decode_workers,
+                progress=self.progress,
+                log=self.log,
+            )
+            self.report = self.report + report
+            for track in batch:
+                entry = entries[track.path]
+                if entry.get("status") != "ok":
+                    self.skipped.append((track, entry.get("reason") or "cannot decode"))
+                    continue
+                y = self.cache.audio(entry, offset=cfg.offset, seconds=cfg.seconds)
+                m = moments(y)
+                reason = segment_problem(m, sr=cfg.sample_rate, offset=cfg.offset)
+                if reason:
+                    self.skipped.append((track, reason))
+                    continue
+                got.append(LoadedTrack(track, y, m))
+        return got
+
+
+def load_corpus(
+    cfg: DataConfig,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], Any] | None = None,
+) -> Corpus:
+    """Pick, decode (once, into the cache) and split the tracks for one training run.
 
     Tracks are shuffled with ``seed`` and split by track: the first usable ``cfg.songs`` train,
-    the next ``cfg.val_songs`` validate. A broken track is skipped with its reason and the next
-    one takes its place, so a run survives a messy collection.
+    the next ``cfg.val_songs`` validate (from the dataset's "validation" split where it has
+    one, see :func:`candidate_pools`). A broken track is skipped with its reason and the next
+    one takes its place, so a run survives a messy collection; if nothing usable remains, a
+    one-line :class:`~noizenet.errors.NoizeNetError` says why.
     """
     tracks = list_tracks(cfg, seed=seed)
     if not tracks:
+        filters = f" of genre {','.join(cfg.genre)}" if cfg.genre else ""
+        if cfg.source.startswith(FMA_PREFIX) or cfg.genre or cfg.split:
+            raise NoizeNetError(f"{cfg.source}: no tracks{filters} match the filters")
         raise NoizeNetError(
             f"{cfg.source}: no audio files found (looked for .wav, .flac, .ogg, .mp3, .aiff, .au)"
         )
-    order = np.random.default_rng(seed).permutation(len(tracks))
-    wanted = cfg.songs + cfg.val_songs
-    loaded: list[LoadedTrack] = []
-    skipped: list[tuple[Track, str]] = []
-    from noizenet.progress import progress_bar
-
-    with progress_bar(
-        total=min(wanted, len(tracks)), desc="decode", unit="song", disable=not progress
-    ) as bar:
-        for i in order:
-            if len(loaded) == wanted:
-                break
-            track = tracks[int(i)]
-            try:
-                y = load_track(track, sr=cfg.sample_rate, offset=cfg.offset, seconds=cfg.seconds)
-            except AudioError as exc:
-                skipped.append((track, str(exc)))
-                continue
-            loaded.append(LoadedTrack(track, y))
-            bar.update(1)
-    if not loaded:
-        reasons = "; ".join(reason for _, reason in skipped[:3])
-        raise NoizeNetError(f"{cfg.source}: no usable audio ({len(skipped)} skipped: {reasons})")
-    n_val = min(cfg.val_songs, max(0, len(loaded) - 1))  # never validate on the only song
-    n_train = len(loaded) - n_val
-    return Corpus(train=loaded[:n_train], val=loaded[n_train:], sr=cfg.sample_rate, skipped=skipped)
+    train_pool, val_pool = candidate_pools(tracks, cfg, seed=seed)
+    picker = _Picker(cfg, progress=progress, log=log)
+    if val_pool is None:
+        loaded = picker.take(train_pool, cfg.songs + cfg.val_songs)
+        n_val = min(cfg.val_songs, max(0, len(loaded) - 1))  # never validate on the only song
+        train, val = loaded[: len(loaded) - n_val], loaded[len(loaded) - n_val :]
+    else:
+        train = picker.take(train_pool, cfg.songs)
+        val = picker.take(val_pool, cfg.val_songs) if train else []
+    if not train:
+        if not train_pool:
+            raise NoizeNetError(
+                f"{cfg.source}: no tracks to train on (the 'test' split is held out; "
+                "--split test draws from it)"
+            )
+        reasons = "; ".join(f"{t.id}: {reason}" for t, reason in picker.skipped[:3])
+        raise NoizeNetError(
+            f"{cfg.source}: no usable audio ({len(picker.skipped)} skipped: {reasons})"
+        )
+    return Corpus(
+        train=train, val=val, sr=cfg.sample_rate, skipped=picker.skipped, cache=picker.report
+    )

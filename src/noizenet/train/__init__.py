@@ -11,6 +11,7 @@ bit on CPU).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
 import shutil
 import time
@@ -127,11 +128,13 @@ def train(
 
     from noizenet.codecs import codec_from_state, make_codec
     from noizenet.corpus import load_corpus
+    from noizenet.corpus.stats import Moments, moments
     from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
     from noizenet.io import append_jsonl, atomic_write_json, write_jsonl
     from noizenet.models import ModelSpec
     from noizenet.run import Run, read_run_info, save_weights, versions
     from noizenet.train.checkpoint import CheckpointStore, checkpoint_name
+    from noizenet.train.encoded import EncodedTrack
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer, pick_device
 
@@ -160,18 +163,25 @@ def train(
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device)
 
-    corpus = load_corpus(config.data, seed=config.seed, progress=progress)
+    corpus = load_corpus(config.data, seed=config.seed, progress=progress, log=log)
+    log(f"decode cache: {corpus.cache.summary()}")
     for track, reason in corpus.skipped:
         log(f"skipped {track.id}: {reason}")
     log(f"corpus: {corpus.summary()}")
+    # Tracks are memory-mapped views: statistics are read in chunks, values encoded per batch
+    # (FFT blocks span many samples, so those tracks are encoded whole, once).
     if info is None:
         codec = make_codec(config.codec).fit([t.y for t in corpus.train])
     else:
         _check_same_corpus(out, info, corpus)
         codec = codec_from_state(info["codec"])  # exactly the statistics the run started with
-    train_values = [codec.encode(t.y) for t in corpus.train]
-    val_values = [codec.encode(t.y) for t in corpus.val]
-    train_rms = float(np.sqrt(np.mean(np.concatenate([t.y for t in corpus.train]) ** 2)))
+
+    def values(t: Any) -> Any:
+        return codec.encode(np.asarray(t.y)) if codec.hop > 1 else EncodedTrack(t.y, codec)
+
+    train_values = [values(t) for t in corpus.train]
+    val_values = [values(t) for t in corpus.val]
+    train_rms = Moments.combine(t.moments or moments(t.y) for t in corpus.train).rms
 
     seed_everything(config.seed)
     spec = ModelSpec(
@@ -210,9 +220,8 @@ def train(
                 "source": config.data.source,
                 "train": [_track_info(t) for t in corpus.train],
                 "val": [_track_info(t) for t in corpus.val],
-                "skipped": [
-                    {"id": t.id, "path": str(t.path), "reason": r} for t, r in corpus.skipped
-                ],
+                "skipped": [{**t.describe(), "reason": r} for t, r in corpus.skipped],
+                "cache": dataclasses.asdict(corpus.cache),
             },
             "metrics": {},
         }
@@ -342,6 +351,8 @@ def train(
         ) from None
     info["status"] = "complete"
     atomic_write_json(out / "run.json", info)
+    if corpus.skipped:  # said again at the end, where a long run's reader looks
+        log(corpus.skipped_summary())
     run = Run.open(out)
     if figures:
         from noizenet.analysis.figures import loss_figure
@@ -417,7 +428,7 @@ def _epochs_done(info: dict[str, Any]) -> int:
 
 
 def _track_info(t: Any) -> dict[str, Any]:
-    return {"id": t.id, "genre": t.track.genre, "path": str(t.track.path), "samples": int(t.y.size)}
+    return {**t.track.describe(), "samples": int(t.y.size)}
 
 
 def _check_same_corpus(out: Path, info: dict[str, Any], corpus: Any) -> None:

@@ -12,12 +12,17 @@ as the authors' sliding-window code did.
 
 Targets are the next sample: a chunk of inputs ``v[s : s+L]`` predicts ``v[s+1 : s+L+1]``; the
 last sample of a song has no target, and padding past a song's end is masked out of the loss.
+
+Tracks are read one chunk at a time, by slicing: they may be plain arrays or lazy views (a
+memory-mapped track encoded as it is read, :class:`~noizenet.train.encoded.EncodedTrack`), so
+the corpus never has to fit in memory and only the current batch is ever encoded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,23 +52,22 @@ class Streams:
 
     def __init__(
         self,
-        tracks: list[np.ndarray],
+        tracks: Sequence[Any],
         *,
         batch: int,
         chunk: int | None,
         stateless: bool = False,
         stride: int | None = None,
     ) -> None:
+        """``tracks``: arrays (samples,) or (samples, dim), or anything with ``len()`` and
+        slicing that returns such arrays (read only a chunk at a time)."""
         if not tracks:
             raise ValueError("no tracks to train on")
-        arrays = [np.asarray(t, dtype=np.float32) for t in tracks]
-        arrays = [a.reshape(a.shape[0], -1) for a in arrays]  # (samples, dim)
-        self.dim = arrays[0].shape[1]
-        self.lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
+        self.tracks = list(tracks)
+        self.lengths = np.array([len(t) for t in self.tracks], dtype=np.int64)
         if np.any(self.lengths < 2):
             raise ValueError("every track needs at least 2 samples (an input and its target)")
-        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        self.flat = np.concatenate(arrays, axis=0)  # (total, dim)
+        self.dim = self._read(0, 0, 1).shape[1]
         self.batch = batch
         self.chunk = chunk
         self.stateless = stateless
@@ -73,15 +77,28 @@ class Streams:
         self.stride = stride if stride and chunk is not None else None
 
     # -- planning --------------------------------------------------------------------------
+    def _read(self, song: int, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` of one track as float32 (n, dim)."""
+        v = np.asarray(self.tracks[song][start:stop], dtype=np.float32)
+        return v.reshape(v.shape[0], -1)
+
     def _chunks(self, song_order: np.ndarray) -> np.ndarray:
-        """Rows (song, start, length, first) for every chunk, songs in ``song_order``."""
-        rows = []
-        for song in song_order:
-            n_in = int(self.lengths[song]) - 1  # inputs that have a target
-            size = n_in if self.chunk is None else self.chunk
-            for k, s in enumerate(range(0, n_in, self.stride or size)):
-                rows.append((song, s, min(size, n_in - s), k == 0))
-        return np.array(rows, dtype=np.int64).reshape(-1, 4)
+        """Rows (song, start, length, first) for every chunk, songs in ``song_order``.
+
+        Vectorised: a corpus of thousands of songs has millions of chunks, and a Python tuple
+        per chunk would make the plan's memory grow with the corpus. Chunk k of a song starts
+        at k * stride (default: the chunk length).
+        """
+        song_order = np.asarray(song_order, dtype=np.int64)
+        n_in = self.lengths[song_order] - 1  # inputs that have a target
+        size = n_in if self.chunk is None else np.full_like(n_in, self.chunk)
+        step = size if not self.stride else np.full_like(n_in, self.stride)
+        counts = -(-n_in // step)
+        song = np.repeat(song_order, counts)
+        k = np.arange(song.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        start = k * np.repeat(step, counts)
+        length = np.minimum(np.repeat(size, counts), np.repeat(n_in, counts) - start)
+        return np.stack([song, start, length, (k == 0).astype(np.int64)], axis=1)
 
     def _plan(self, epoch: int, seed: int) -> np.ndarray:
         """(steps, B) array of chunk-row indices, -1 for an idle stream; rows from _chunks."""
@@ -127,16 +144,13 @@ class Streams:
         length = np.where(active, chunks[rows, 2], 0)
         first = np.where(active, chunks[rows, 3], 1).astype(bool)
         T = max(int(length.max()), 1)
-        t = np.arange(T)
-        mask = t[None, :] < length[:, None]  # (B, T)
-        pos = (
-            self.starts[song][:, None]
-            + start[:, None]
-            + np.minimum(t[None, :], np.maximum(length - 1, 0)[:, None])
-        )
-        x = self.flat[pos]  # (B, T, dim)
-        y = self.flat[pos + 1]
-        x[~mask] = 0.0
-        y[~mask] = 0.0
+        mask = np.arange(T)[None, :] < length[:, None]  # (B, T)
+        x = np.zeros((len(rows), T, self.dim), dtype=np.float32)  # (B, T, dim), 0 on padding
+        y = np.zeros_like(x)
+        for b in np.flatnonzero(active):
+            n = int(length[b])
+            v = self._read(int(song[b]), int(start[b]), int(start[b]) + n + 1)  # (n + 1, dim)
+            x[b, :n] = v[:n]
+            y[b, :n] = v[1:]
         reset = first | first_step | self.stateless | ~active
         return Batch(x=x, y=y, mask=mask, reset=reset, step=step)
