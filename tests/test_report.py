@@ -140,18 +140,33 @@ def test_report_shows_every_part_and_escapes_outside_strings(hostile_run, tmp_pa
 
 
 def test_evaluation_json_is_shown_when_present(tiny_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run.path, run)
+    # the shape ``noizenet evaluate`` writes: model and baselines as columns of one table
     evaluation = {
-        "reproduction_snr_db": {"model": 12.5, "persistence": 9.25, "lpc": 11.0},
-        "collapse_s": {"perlin": 0.004, "white": None},
-        "data": "held-out <b>songs</b>",
+        "columns": {
+            "NoizeNet": {"snr_db": 15.19, "collapse_s": [0.001], "flatness": None},
+            "persistence": {"snr_db": 21.62},
+            "LPC-32": {"snr_db": 44.78, "collapse_s": [None]},
+        },
+        "held_out": [{"id": "guitar/song 2", "seconds": 1.0}],
+        "lpc": {"order": 32, "fitted_on": "held-out <b>songs</b>"},
+        "created": "2026-11-24T07:11:39+0000",
     }
-    (run / "evaluation.json").write_text(json.dumps(evaluation))
-    text = "".join(parse(write_report([run], tmp_path / "r.html", progress=False)).text)
-    assert "Evaluation" in text
-    for value in ("persistence", "9.25", "lpc", "0.004", "held-out <b>songs</b>"):
-        assert value in text
+    runs = []
+    for name in ("a", "b"):
+        run = tmp_path / name
+        shutil.copytree(tiny_run.path, run)
+        (run / "evaluation.json").write_text(json.dumps(evaluation))
+        runs.append(run)
+    source = write_report(runs, tmp_path / "r.html", progress=False).read_text()
+    matrix = source[source.index("Measured on held-out tracks, beside the baselines") :]
+    matrix = matrix[: matrix.index("</table>")]
+    assert '<th scope="col">persistence</th><th scope="col">LPC-32</th>' in matrix
+    assert '<th scope="row">snr db</th><td>15.19</td><td>21.62</td><td>44.78</td>' in matrix
+    assert '<th scope="row">collapse s</th><td>0.001</td><td></td><td>-</td>' in matrix
+    text = "".join(parse(tmp_path / "r.html").text)
+    assert "Held-out tracks" in text and "held-out <b>songs</b>" in text
+    # the numbers line up run by run in the comparison table
+    assert "evaluation.columns.persistence.snr db" in text
 
 
 def test_inline_report_needs_nothing_beside_it(hostile_run, tmp_path):

@@ -39,7 +39,7 @@ from noizenet.report.folder import (
     flatten,
     read_run,
 )
-from noizenet.report.markup import Html, dotted, el, fmt, join, key_values, table
+from noizenet.report.markup import Html, dotted, el, join, key_values, table
 
 __all__ = ["default_report_path", "write_report", "write_run_report"]
 
@@ -704,13 +704,39 @@ def _union_keys(rows: Iterable[dict[str, Any]], first: Sequence[str] = ()) -> li
 
 
 def _scalars(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if isinstance(v, str | int | float | bool) or v is None}
+    """The numbers among flattened values (a one-element list counts as its element): what
+    lines up across runs in the comparison table."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, list) and len(v) == 1:
+            v = v[0]
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out[k] = v
+    return out
+
+
+#: Captions for the parts of ``evaluation.json`` as ``noizenet evaluate`` writes it; other
+#: keys are shown under their own name.
+_EVALUATION_CAPTIONS = {
+    "columns": "Measured on held-out tracks, beside the baselines",
+    "held_out": "Held-out tracks",
+    "per_track": "Per held-out track",
+    "generation": "Generation (free running)",
+    "lpc": "Linear-prediction baseline",
+    "skipped": "Skipped tracks",
+}
+
+
+def _is_scalar(v: Any) -> bool:
+    return not isinstance(v, dict | list) or (
+        isinstance(v, list) and all(not isinstance(x, dict | list) for x in v)
+    )
 
 
 def _json_view(obj: Any, caption: str | None = None, depth: int = 0) -> Html:
-    """evaluation.json, whatever its shape (``noizenet evaluate`` defines it): tables of names
-    and values, a matrix for tables of tables with the same columns, rows for lists of records.
-    """
+    """evaluation.json, whatever its shape (``noizenet evaluate`` defines it): a table of tables
+    becomes one matrix (rows: the inner names, e.g. metrics; columns: the outer ones, e.g. the
+    model and its baselines), a list of records becomes rows, the rest names and values."""
     import json
 
     if depth > 4:
@@ -718,29 +744,38 @@ def _json_view(obj: Any, caption: str | None = None, depth: int = 0) -> Html:
     if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
         rows = [flatten(r) for r in obj]
         keys = _union_keys(rows)
-        return table(
-            keys, ([r.get(k) for k in keys] for r in rows), caption=caption, row_headers=False
-        )
+        body = ([r.get(k) for k in keys] for r in rows)
+        return table(keys, body, caption=caption, row_headers=False)
     if not isinstance(obj, dict):
-        return el(
-            "p", el("strong", caption) if caption else None, " " if caption else None, fmt(obj)
-        )
-    scalars = {k: v for k, v in obj.items() if not isinstance(v, dict | list)}
-    tables = {k: v for k, v in obj.items() if isinstance(v, dict) and v}
-    others = {k: v for k, v in obj.items() if k not in scalars and k not in tables}
-    parts: list[Any] = []
-    if scalars:
-        parts.append(key_values(scalars, caption=caption))
-    flat = all(not isinstance(x, dict | list) for v in tables.values() for x in v.values())
-    if len(tables) > 1 and flat and len({tuple(v) for v in tables.values()}) == 1:
-        columns = list(next(iter(tables.values())))
-        rows = ([k] + [v.get(c) for c in columns] for k, v in tables.items())
-        parts.append(table(["", *columns], rows, caption=caption))
+        return key_values([(caption or "value", obj)])
+    if depth == 0:
+        caption_of = {k: _EVALUATION_CAPTIONS.get(k, k) for k in obj}
     else:
-        for k, v in tables.items():
-            parts.append(_json_view(v, f"{caption}: {k}" if caption else k, depth + 1))
-    for k, v in others.items():
-        parts.append(_json_view(v, f"{caption}: {k}" if caption else k, depth + 1))
+        caption_of = {k: f"{caption}: {k}" if caption else k for k in obj}
+    matrices = {
+        k: v
+        for k, v in obj.items()
+        if isinstance(v, dict)
+        and v
+        and all(isinstance(x, dict) for x in v.values())
+        and all(_is_scalar(y) for x in v.values() for y in x.values())
+    }
+    records = {k: v for k, v in obj.items() if isinstance(v, list) and v and k not in matrices}
+    records = {k: v for k, v in records.items() if all(isinstance(r, dict) for r in v)}
+    scalars = {k: v for k, v in obj.items() if _is_scalar(v) and k not in records}
+    rest = {k: v for k, v in obj.items() if k not in matrices | records | scalars}
+    parts: list[Any] = []
+    for k, v in matrices.items():
+        columns = list(v)
+        rows = _union_keys(v.values())
+        body = ([_label(r)] + [v[c].get(r, "") for c in columns] for r in rows)
+        parts.append(table(["", *columns], body, caption=caption_of[k]))
+    for k, v in records.items():
+        parts.append(_json_view(v, caption_of[k], depth + 1))
+    for k, v in rest.items():
+        parts.append(_json_view(v, caption_of[k], depth + 1))
+    if scalars:
+        parts.append(key_values(scalars, caption=caption if depth else None))
     return join(parts)
 
 
