@@ -351,8 +351,6 @@ def train(
         ) from None
     info["status"] = "complete"
     atomic_write_json(out / "run.json", info)
-    if corpus.skipped:  # said again at the end, where a long run's reader looks
-        log(corpus.skipped_summary())
     run = Run.open(out)
     if figures:
         from noizenet.analysis.figures import loss_figure
@@ -368,6 +366,8 @@ def train(
         from noizenet.report import write_run_report
 
         write_run_report(out, log=log)
+    if corpus.skipped:  # said again at the very end, where a long run's reader looks
+        log(corpus.skipped_summary())
     return run
 
 
