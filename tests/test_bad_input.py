@@ -115,6 +115,15 @@ CASES = [
     ("plot {SONG} --out {FILE}/plots", "cannot write here"),
     # bench
     ("bench --repeats 0", "--repeats must be >= 1"),
+    # the verbs that landed beside this table: evaluate, report, experiment, data inspect
+    ("evaluate {FULL}", "not a NoizeNet run folder"),
+    ("evaluate {RUN} --data {TMP}", "no such file or folder"),
+    ("evaluate {RUN} --gen-seconds -1", "must be > 0"),
+    ("report {FULL}", "not a NoizeNet run folder"),
+    ("report {RUN} --out {FILE}/r.html", "cannot write"),
+    ("experiment run nosuch", "unknown experiment 'nosuch'"),
+    ("data inspect {TMP}", "no such file or folder"),
+    ("data inspect fma:{TMP}", "no such folder"),
 ]
 
 
