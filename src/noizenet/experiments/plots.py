@@ -4,36 +4,13 @@ Agg figures written atomically, like :mod:`noizenet.analysis.figures`."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-DPI = 100
-
-
-@contextlib.contextmanager
-def _figure(figsize: tuple[float, float]) -> Iterator[Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    try:
-        yield fig
-    finally:
-        fig.clear()
-
-
-def _save(fig: Any, path: Path) -> Path:
-    from noizenet.io import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
-    return path
+# one place for pyplot-free figures and their atomic saving
+from noizenet.analysis.figures import _figure, _save
 
 
 def collapse_grid(
