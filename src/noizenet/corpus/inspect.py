@@ -163,7 +163,8 @@ def format_inspection(report: dict[str, Any]) -> list[str]:
         width = max(len(k) for k in totals)
         for name, t in totals.items():
             lines.append(
-                f"  {name.ljust(width)}  {t['tracks']} tracks, {t['seconds']:.1f} s: "
+                f"  {name.ljust(width)}  {t['tracks']} track{'s' * (t['tracks'] != 1)}, "
+                f"{t['seconds']:.1f} s: "
                 f"{t['ok']} ok, {t['skipped']} skipped, {t['unchecked']} not decoded yet"
             )
     run = report["run"]
