@@ -434,6 +434,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from noizenet.generate import generate
+    from noizenet.run import Run
 
     _positive("--seconds", args.seconds)
     _positive("--seed-seconds", args.seed_seconds)
@@ -442,8 +443,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.random_seed < 0:
         raise NoizeNetError(f"--random-seed must be >= 0, got {args.random_seed}")
     _writable_parent(args.out)
+    run = Run.open(args.run)  # once: generation and the figures both need it
     takes = generate(
-        args.run,
+        run,
         seed=args.seed,
         seconds=args.seconds,
         seed_seconds=args.seed_seconds,
@@ -461,7 +463,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
             audio_figures(
                 take.audio,
-                sr=_sr(args.run),
+                sr=run.sr,
                 out_dir=take.path.parent,
                 stem=take.path.stem,
                 title=take.path.name,
@@ -469,24 +471,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sr(run: Path) -> int:
-    from noizenet.run import Run
-
-    return Run.open(run).sr
-
-
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from noizenet.generate import reproduce
+    from noizenet.run import Run
 
     _positive("--seconds", args.seconds)
     _not_negative("--offset", args.offset)
     _writable_parent(args.out)
-    rep = reproduce(args.run, args.song, seconds=args.seconds, offset=args.offset, out=args.out)
+    run = Run.open(args.run)
+    rep = reproduce(run, args.song, seconds=args.seconds, offset=args.offset, out=args.out)
     print(f"wrote {rep.path} (one-step prediction SNR {rep.snr_db:.2f} dB)")
     if not args.no_plot and rep.path is not None:
         from noizenet.analysis.figures import comparison_figure
 
-        sr = _sr(args.run)
+        sr = run.sr
         mid = rep.original.size / sr / 2  # 20 ms in the middle, where the sample view is legible
         fig = comparison_figure(
             {"original": rep.original, "reproduction": rep.predicted},
