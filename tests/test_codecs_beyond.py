@@ -95,16 +95,18 @@ def test_uniform_model_scores_log2_levels_bits():
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("temps, top_p", [((1.0, 1.0), 1.0), ((1.2, 0.5), 0.9), ((0.0, 0.0), 1)])
-def test_categorical_kernel_samples_exactly_what_pytorch_does(cell, temps, top_p):
+@pytest.mark.parametrize("path, streams", [("per-stream", 3), ("batched", 2), ("batched", 5)])
+def test_categorical_kernel_samples_exactly_what_pytorch_does(cell, temps, top_p, path, streams):
     torch.manual_seed(0)
     model = NoizeNet(ModelSpec(cell=cell, hidden=12, layers=2, levels=32, embedding=6)).eval()
     rng = np.random.default_rng(0)
-    forced = rng.integers(0, 32, (3, 25))
-    u = rng.random((3, 150))
+    forced = rng.integers(0, 32, (streams, 25))
+    u = rng.random((streams, 150))
     lv = np.linspace(-1, 1, 32)
-    t = (np.full(3, temps[0]), np.full(3, temps[1]))
+    t = (np.full(streams, temps[0]), np.full(streams, temps[1]))
+    w = kernel_weights(model)
     p1, o1, _ = run_categorical(
-        kernel_weights(model), forced, 150, level_values=lv, temperature=t, top_p=top_p, uniforms=u
+        w, forced, 150, level_values=lv, temperature=t, top_p=top_p, uniforms=u, path=path
     )
     p2, o2 = reference_categorical(
         model, forced, 150, level_values=lv, temperature=t, top_p=top_p, uniforms=u
@@ -114,13 +116,14 @@ def test_categorical_kernel_samples_exactly_what_pytorch_does(cell, temps, top_p
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
-def test_vector_regression_kernel_matches_pytorch(cell):
+@pytest.mark.parametrize("path, streams", [("per-stream", 2), ("batched", 2), ("batched", 5)])
+def test_vector_regression_kernel_matches_pytorch(cell, path, streams):
     torch.manual_seed(0)
     model = NoizeNet(ModelSpec(cell=cell, hidden=10, in_dim=6, out_dim=6)).eval()
     rng = np.random.default_rng(1)
-    forced = rng.standard_normal((2, 15, 6)).astype(np.float32)
-    noise = rng.standard_normal((2, 60, 6)).astype(np.float32)
-    p1, o1, _ = run(kernel_weights(model), forced, 60, noise=noise)
+    forced = rng.standard_normal((streams, 15, 6)).astype(np.float32)
+    noise = rng.standard_normal((streams, 60, 6)).astype(np.float32)
+    p1, o1, _ = run(kernel_weights(model), forced, 60, noise=noise, path=path)
     p2, o2 = reference_run(model, forced, 60, noise=noise)
     np.testing.assert_allclose(p1, p2, atol=1e-5)
     np.testing.assert_allclose(o1, o2, atol=1e-5)

@@ -5,7 +5,14 @@ import torch
 
 from noizenet.errors import NoizeNetError
 from noizenet.generate import generate, reproduce
-from noizenet.generate.kernels import Injection, kernel_weights, run
+from noizenet.generate.kernels import (
+    BLAS_FROM_STREAMS,
+    Injection,
+    _exp_nonpositive,
+    _tanh,
+    kernel_weights,
+    run,
+)
 from noizenet.generate.reference import reference_run
 from noizenet.generate.seeds import make_seed, parse_seed, perlin_noise
 from noizenet.models import ModelSpec, NoizeNet
@@ -13,29 +20,68 @@ from noizenet.models import ModelSpec, NoizeNet
 INJECTIONS = [None, "periodic:7", "stall:5:0.5:0.3"]
 
 
+# the schedules: one stream per core; time outermost with a few streams (split products) and
+# with many (BLAS products)
+SCHEDULES = [("per-stream", 3), ("batched", 2), ("batched", BLAS_FROM_STREAMS + 1)]
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("inject", INJECTIONS)
-def test_fast_kernel_matches_pytorch_step_by_step(cell, inject):
+@pytest.mark.parametrize("path, streams", SCHEDULES)
+def test_fast_kernel_matches_pytorch_step_by_step(cell, inject, path, streams):
     torch.manual_seed(0)
     model = NoizeNet(ModelSpec(cell=cell, hidden=16, layers=2, dropout=0.5)).eval()
     rng = np.random.default_rng(0)
-    forced = rng.standard_normal((3, 40)).astype(np.float32)
-    noise = rng.standard_normal((3, 200)).astype(np.float32)
+    forced = rng.standard_normal((streams, 40)).astype(np.float32)
+    noise = rng.standard_normal((streams, 200)).astype(np.float32)
     injection = Injection.parse(inject)
-    p1, o1, _ = run(kernel_weights(model), forced, 200, injection=injection, noise=noise)
+    w = kernel_weights(model)
+    p1, o1, _ = run(w, forced, 200, injection=injection, noise=noise, path=path)
     p2, o2 = reference_run(model, forced, 200, injection=injection, noise=noise)
     np.testing.assert_allclose(p1, p2, atol=1e-5)
     np.testing.assert_allclose(o1, o2, atol=1e-5)
 
 
-def test_kernel_state_continues_across_calls():
+@pytest.mark.parametrize("path, streams", SCHEDULES)
+def test_kernel_state_continues_across_calls(path, streams):
     torch.manual_seed(0)
-    w = kernel_weights(NoizeNet(ModelSpec(hidden=8)).eval())
-    x = np.random.default_rng(1).standard_normal((1, 60)).astype(np.float32)
-    whole, _, _ = run(w, x, 0)
-    a, _, state = run(w, x[:, :25], 0)
-    b, _, _ = run(w, x[:, 25:], 0, state=state)
+    w = kernel_weights(NoizeNet(ModelSpec(cell="lstm", hidden=8, layers=2)).eval())
+    x = np.random.default_rng(1).standard_normal((streams, 60)).astype(np.float32)
+    whole, _, end = run(w, x, 0, path=path)
+    a, _, state = run(w, x[:, :25], 0, path=path)
+    b, _, state = run(w, x[:, 25:], 0, state=state, path=path)
     np.testing.assert_allclose(np.concatenate([a, b], 1), whole, atol=1e-6)
+    np.testing.assert_allclose(state[0], end[0], atol=1e-6)  # h
+    np.testing.assert_allclose(state[1], end[1], atol=1e-6)  # c
+
+
+def test_schedules_agree_on_a_large_model():
+    """The batched schedule's column blocks and stream tiles, at a size that has several."""
+    torch.manual_seed(0)
+    w = kernel_weights(NoizeNet(ModelSpec(cell="lstm", hidden=200)).eval())
+    x = np.random.default_rng(2).standard_normal((9, 30)).astype(np.float32)
+    ref = run(w, x, 50, path="per-stream")
+    for streams in (1, 2, 9):
+        got = run(w, x[:streams], 50, path="batched")
+        np.testing.assert_allclose(got[0], ref[0][:streams], atol=1e-5)
+        np.testing.assert_allclose(got[1], ref[1][:streams], atol=1e-5)
+
+
+def test_unknown_schedule_is_refused():
+    w = kernel_weights(NoizeNet(ModelSpec(hidden=8)).eval())
+    with pytest.raises(ValueError, match="path"):
+        run(w, np.zeros((1, 5), np.float32), 5, path="fastest")
+
+
+def test_tanh_and_exp_approximations_are_within_float32_rounding():
+    x = np.linspace(-30, 30, 600_001).astype(np.float32)
+    approx = np.array([_tanh(v) for v in x[::50]], np.float64)
+    assert np.abs(approx - np.tanh(x[::50].astype(np.float64))).max() < 4e-7
+    z = -np.linspace(0, 100, 100_001)
+    out, bits = np.empty(z.size, np.float32), np.empty(z.size, np.int32)
+    _exp_nonpositive(z, out, bits)
+    exact = np.exp(np.maximum(z, -87.0))
+    assert np.abs(out / exact - 1).max() < 2e-7
 
 
 def test_periodic_injection_multiplies_every_kth_value():

@@ -2,10 +2,30 @@
 
 Generation feeds every output back as the next input, so it is a loop of one-sample steps. In
 PyTorch each step costs tens of microseconds of framework overhead, far more than its arithmetic
-at hidden 50; here the whole loop, noise injection included, is one compiled function. It is
+at hidden 50; here the whole loop, noise injection and sampling included, is compiled code. It is
 tested against :meth:`noizenet.models.NoizeNet.step` on the same weights (see tests).
 
-Weight layout follows PyTorch's: gates stacked along rows, LSTM (i, f, g, o), GRU (r, z, n).
+Two schedules compute the same thing:
+
+- *per stream* (small models, few streams): each stream runs its whole loop on one core,
+  ``prange`` over streams. At hidden 50 a step is ~10 k multiply-adds, so anything but
+  straight-line compiled code (a thread hand-off, a BLAS call) would cost more than the
+  arithmetic.
+- *batched* (large models or many streams): time is the outer loop, and every step multiplies
+  all streams' states by each weight matrix at once, so a weight read from cache serves every
+  stream. One to three streams split each product into one column block per core (at hidden
+  512 a step reads 4 MB of weights, which bounds one core); from ``BLAS_FROM_STREAMS`` streams
+  the products are GEMMs, done by BLAS, with the time loop in Python (a millisecond of BLAS per
+  step against microseconds of interpreter).
+
+Speed comes from the layout more than from the loops: weights are stored transposed, so the
+matrix-vector products run along contiguous rows (``g[r] += W_t[k, r] * x[k]``) and vectorise
+without horizontal sums; tanh, sigmoid and exp are rational/polynomial approximations (within
+4e-7 of the exact functions) that vectorise, where libm calls do not; a categorical model's
+embedding times its first input matrix is a precomputed table.
+
+Weight layout follows PyTorch's, transposed: gates stacked along columns, LSTM (i, f, g, o),
+GRU (r, z, n).
 """
 
 from __future__ import annotations
@@ -22,140 +42,326 @@ INJECT_NONE = 0
 INJECT_PERIODIC = 1  # every K steps the fed-back value is multiplied by a draw from N(-1, 1)
 INJECT_STALL = 2  # when the last M outputs span less than EPS, add N(0, SIGMA) noise
 
+# ``path="auto"`` takes the batched schedule from this hidden size or this many streams
+# (measured per core: at hidden 128 one stream split across cores beats one core; at 16 streams
+# BLAS beats one stream per core, at hidden 50 and above).
+BATCHED_FROM_HIDDEN = 128
+BATCHED_FROM_STREAMS = 16
+BLAS_FROM_STREAMS = 4  # the batched schedule multiplies with BLAS from this many streams
+STREAM_TILE = 8  # streams that share one pass over a weight slice
+
+FAST = {"cache": True, "fastmath": True, "error_model": "numpy"}
+
 
 @dataclass
 class KernelWeights:
     """A model's weights as contiguous float32 arrays, in the layout the kernels read."""
 
     cell: int  # CELL_CODES value
-    w_ih0: np.ndarray  # (G*H, in_dim) first layer input weights
-    w_ih: np.ndarray  # (max(layers-1, 1), G*H, H) input weights of layers 1..
-    w_hh: np.ndarray  # (layers, G*H, H)
-    b_ih: np.ndarray  # (layers, G*H)
-    b_hh: np.ndarray  # (layers, G*H)
-    head_w: np.ndarray  # (out_dim or levels, H)
+    x_w0: np.ndarray  # (in_dim, G*H) first layer input weights, transposed
+    x_w: np.ndarray  # (max(layers-1, 1), H, G*H) input weights of layers 1.., transposed
+    x_b: np.ndarray  # (layers, G*H) input biases
+    h_w: np.ndarray  # (layers, H, G*H) recurrent weights, transposed
+    h_b: np.ndarray  # (layers, G*H) recurrent biases
+    head_w: np.ndarray  # (H, out_dim or levels) transposed
     head_b: np.ndarray  # (out_dim or levels,)
-    embed: np.ndarray  # (levels, E) input embedding of a categorical model; (0, 0) otherwise
+    table: np.ndarray  # (levels, G*H): embedding @ first input weights + bias; (0, G*H) if none
 
     @property
     def layers(self) -> int:
-        return self.w_hh.shape[0]
+        return self.h_w.shape[0]
 
     @property
     def hidden(self) -> int:
-        return self.w_hh.shape[2]
+        return self.h_w.shape[1]
+
+    @property
+    def outputs(self) -> int:
+        return self.head_w.shape[1]
 
     @property
     def categorical(self) -> bool:
-        return self.embed.shape[0] > 0
+        return self.table.shape[0] > 0
 
 
 def kernel_weights(model) -> KernelWeights:
     """Extract weights from a :class:`~noizenet.models.NoizeNet`."""
     spec = model.spec
-    sd = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
+    sd = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
     L, H = spec.layers, spec.hidden
     G = GATES[spec.cell]
 
     def f32(a):
         return np.ascontiguousarray(a, dtype=np.float32)
 
-    w_ih = [sd[f"rnn.weight_ih_l{k}"] for k in range(1, L)] or [np.zeros((G * H, H))]
+    x_w = [sd[f"rnn.weight_ih_l{k}"].T for k in range(1, L)] or [np.zeros((H, G * H))]
+    x_b = np.stack([sd[f"rnn.bias_ih_l{k}"] for k in range(L)])
+    table = np.zeros((0, G * H))
+    if spec.categorical:  # computed in float64: the table is exact to float32 rounding
+        table = sd["embed.weight"] @ sd["rnn.weight_ih_l0"].T + x_b[0]
     return KernelWeights(
         cell=CELL_CODES[spec.cell],
-        w_ih0=f32(sd["rnn.weight_ih_l0"]),
-        w_ih=f32(np.stack(w_ih)),
-        w_hh=f32(np.stack([sd[f"rnn.weight_hh_l{k}"] for k in range(L)])),
-        b_ih=f32(np.stack([sd[f"rnn.bias_ih_l{k}"] for k in range(L)])),
-        b_hh=f32(np.stack([sd[f"rnn.bias_hh_l{k}"] for k in range(L)])),
-        head_w=f32(sd["head.weight"]),
+        x_w0=f32(sd["rnn.weight_ih_l0"].T),
+        x_w=f32(np.stack(x_w)),
+        x_b=f32(x_b),
+        h_w=f32(np.stack([sd[f"rnn.weight_hh_l{k}"].T for k in range(L)])),
+        h_b=f32(np.stack([sd[f"rnn.bias_hh_l{k}"] for k in range(L)])),
+        head_w=f32(sd["head.weight"].T),
         head_b=f32(sd["head.bias"]),
-        embed=f32(sd["embed.weight"]) if spec.categorical else np.zeros((0, 0), np.float32),
+        table=f32(table),
     )
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
+# -- elementwise approximations ---------------------------------------------------------------
+# tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (|tanh(9)| rounds to 1 in float32), P(0) = Q(0) = 1;
+# a least-squares rational fit (Sanathanan-Koerner iterations): within 3.3e-7 of tanh in float32.
+_TP = (
+    1.0,
+    0.13088725196321946,
+    0.003109247963539942,
+    1.1210489172910923e-05,
+    -2.0458721534603454e-08,
+    5.393594066408712e-11,
+    -8.794040921906615e-14,
+)
+_TQ = (1.0, 0.4642205337570492, 0.024516180011002975, 0.00025538980775014457)
+# 2^f on [0, 1), degree 6, weighted least squares on Chebyshev nodes: relative error 3.6e-9.
+_E2 = (
+    1.0,
+    0.6931469870574717,
+    0.2402297958142676,
+    0.055483524723892674,
+    0.009678472554585017,
+    0.0012443081507231381,
+    0.0002169060917421774,
+)
+
+
+@numba.njit(inline="always", **FAST)
+def _poly(x, coeffs):
+    """sum(coeffs[i] * x**i) by Horner's rule, in float32."""
+    p = np.float32(coeffs[len(coeffs) - 1])
+    for i in range(len(coeffs) - 2, -1, -1):
+        p = p * x + np.float32(coeffs[i])
+    return p
+
+
+@numba.njit(inline="always", **FAST)
+def _tanh(x):
+    x = min(max(x, np.float32(-9.0)), np.float32(9.0))
+    z = x * x
+    return x * _poly(z, _TP) / _poly(z, _TQ)
+
+
+@numba.njit(inline="always", **FAST)
 def _sigmoid(x):
-    return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
+    return np.float32(0.5) + np.float32(0.5) * _tanh(np.float32(0.5) * x)
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _layer(cell, w_ih, w_hh, b_ih, b_hh, x, h, c, gi, gh):
-    """One layer, one sample: updates h (H,) and c (H,) in place from input x."""
-    GH, n_in = w_ih.shape
+@numba.njit(**FAST)
+def _exp_nonpositive(z, out, bits):
+    """out[k] <- exp(z[k]) for z <= 0 (float64 in, float32 out), relative error ~1e-7.
+
+    2^(z log2 e) split into 2^n (built in the exponent bits) times a polynomial for 2^f, so
+    the loop vectorises; ``bits`` is int32 scratch of the same length.
+    """
+    for k in range(z.shape[0]):
+        v = max(z[k], -87.0) * 1.4426950408889634
+        n = np.floor(v)
+        out[k] = _poly(np.float32(v - n), _E2)
+        bits[k] = (np.int32(n) + np.int32(127)) << np.int32(23)
+    scale = bits.view(np.float32)
+    for k in range(z.shape[0]):
+        out[k] *= scale[k]
+
+
+# -- linear algebra and cells -------------------------------------------------------------------
+@numba.njit(**FAST)
+def _accumulate(w_t, x, out, r0, r1):
+    """out[r0:r1] += x @ w_t[:, r0:r1], one contiguous row of ``w_t`` at a time.
+
+    Column indices are unsigned: numba cannot prove a signed computed index non-negative, and
+    the wrap-around check it then inserts stops the loop vectorising (4x slower).
+    """
+    K = x.shape[0]
+    a, b = np.uint64(r0), np.uint64(r1)
+    k = 0
+    while k + 4 <= K:  # four rows per pass: a quarter of the loads and stores of ``out``
+        x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+        for r in range(a, b):
+            out[r] += w_t[k, r] * x0 + w_t[k + 1, r] * x1 + w_t[k + 2, r] * x2 + w_t[k + 3, r] * x3
+        k += 4
+    while k < K:
+        xk = x[k]
+        for r in range(a, b):
+            out[r] += w_t[k, r] * xk
+        k += 1
+
+
+@numba.njit(**FAST)
+def _project(w_t, b, x, out):
+    """out <- b + x @ w_t."""
+    out[:] = b
+    _accumulate(w_t, x, out, 0, out.shape[0])
+
+
+@numba.njit(**FAST)
+def _cell(cell, gx, gh, h_prev, h, c, j0, j1):
+    """PyTorch's cell equations for hidden units j0..j1, from the input (gx) and recurrent (gh)
+    pre-activations, biases included. ``h`` may be ``h_prev`` (each unit reads only itself)."""
     H = h.shape[0]
-    for r in range(GH):
-        acc = b_ih[r]
-        for k in range(n_in):
-            acc += w_ih[r, k] * x[k]
-        gi[r] = acc
-        acc = b_hh[r]
-        for k in range(H):
-            acc += w_hh[r, k] * h[k]
-        gh[r] = acc
     if cell == 0:  # vanilla RNN, tanh
-        for j in range(H):
-            h[j] = np.tanh(gi[j] + gh[j])
+        for j in range(j0, j1):
+            h[j] = _tanh(gx[j] + gh[j])
     elif cell == 1:  # LSTM: i, f, g, o
-        for j in range(H):
-            i = _sigmoid(gi[j] + gh[j])
-            f = _sigmoid(gi[H + j] + gh[H + j])
-            g = np.tanh(gi[2 * H + j] + gh[2 * H + j])
-            o = _sigmoid(gi[3 * H + j] + gh[3 * H + j])
+        for j in range(j0, j1):
+            i = _sigmoid(gx[j] + gh[j])
+            f = _sigmoid(gx[H + j] + gh[H + j])
+            g = _tanh(gx[2 * H + j] + gh[2 * H + j])
+            o = _sigmoid(gx[3 * H + j] + gh[3 * H + j])
             c[j] = f * c[j] + i * g
-            h[j] = o * np.tanh(c[j])
+            h[j] = o * _tanh(c[j])
     else:  # GRU: r, z, n
-        for j in range(H):
-            r = _sigmoid(gi[j] + gh[j])
-            z = _sigmoid(gi[H + j] + gh[H + j])
-            n = np.tanh(gi[2 * H + j] + r * gh[2 * H + j])
-            h[j] = (np.float32(1.0) - z) * n + z * h[j]
+        for j in range(j0, j1):
+            r = _sigmoid(gx[j] + gh[j])
+            z = _sigmoid(gx[H + j] + gh[H + j])
+            n = _tanh(gx[2 * H + j] + r * gh[2 * H + j])
+            h[j] = (np.float32(1.0) - z) * n + z * h_prev[j]
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _stack(cell, w_ih0, w_ih, w_hh, b_ih, b_hh, x, hb, cb, gi, gh):
-    """All layers, one sample: x -> hb[-1]."""
-    _layer(cell, w_ih0, w_hh[0], b_ih[0], b_hh[0], x, hb[0], cb[0], gi, gh)
+@numba.njit(**FAST)
+def _stack(cell, gx0, x_w, x_b, h_w, h_b, hb, cb, gx, gh):
+    """All layers, one sample, one stream, in place; gx0 is layer 0's input pre-activation."""
+    H = hb.shape[1]
+    _project(h_w[0], h_b[0], hb[0], gh)
+    _cell(cell, gx0, gh, hb[0], hb[0], cb[0], 0, H)
     for layer in range(1, hb.shape[0]):
-        _layer(
-            cell,
-            w_ih[layer - 1],
-            w_hh[layer],
-            b_ih[layer],
-            b_hh[layer],
-            hb[layer - 1],
-            hb[layer],
-            cb[layer],
-            gi,
-            gh,
-        )
+        _project(x_w[layer - 1], x_b[layer], hb[layer - 1], gx)
+        _project(h_w[layer], h_b[layer], hb[layer], gh)
+        _cell(cell, gx, gh, hb[layer], hb[layer], cb[layer], 0, H)
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _head(head_w, head_b, top, y):
-    for k in range(y.shape[0]):
-        acc = head_b[k]
-        for j in range(top.shape[0]):
-            acc += head_w[k, j] * top[j]
-        y[k] = acc
+@numba.njit(**FAST)
+def _gemm_columns(w_t, bias, xs, outs, r0, r1):
+    """outs[:, r0:r1] <- bias[r0:r1] + xs @ w_t[:, r0:r1], for every stream (row of xs).
+
+    Streams go in tiles of ``STREAM_TILE``: four rows of the weight slice, read once, serve
+    every stream of the tile, whose outputs stay in L1.
+    """
+    B, K = xs.shape
+    a, b = np.uint64(r0), np.uint64(r1)
+    for s in range(B):
+        for r in range(a, b):
+            outs[s, r] = bias[r]
+    for s0 in range(0, B, STREAM_TILE):
+        s1 = min(s0 + STREAM_TILE, B)
+        k = 0
+        while k + 4 <= K:
+            for s in range(s0, s1):
+                x0, x1, x2, x3 = xs[s, k], xs[s, k + 1], xs[s, k + 2], xs[s, k + 3]
+                for r in range(a, b):
+                    acc = w_t[k, r] * x0 + w_t[k + 1, r] * x1
+                    outs[s, r] += acc + w_t[k + 2, r] * x2 + w_t[k + 3, r] * x3
+            k += 4
+        while k < K:
+            for s in range(s0, s1):
+                xk = xs[s, k]
+                for r in range(a, b):
+                    outs[s, r] += w_t[k, r] * xk
+            k += 1
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _softmax(logits, temperature, probs):
+@numba.njit(parallel=True, **FAST)
+def _matmul_split(w_t, bias, xs, outs, blocks):
+    """outs <- bias + xs @ w_t for a few streams: bound by reading ``w_t``, so one column
+    block per core (``blocks``), each read once for all the streams."""
+    GH = w_t.shape[1]
+    width = ((GH + blocks - 1) // blocks + 15) // 16 * 16  # whole cache lines per block
+    for blk in numba.prange(blocks):
+        _gemm_columns(w_t, bias, xs, outs, min(blk * width, GH), min((blk + 1) * width, GH))
+
+
+@numba.njit(parallel=True, **FAST)
+def _cells(cell, gx, gh, h, c):
+    """Every stream's cell update from its pre-activations, in place: h, c (B, H)."""
+    for s in numba.prange(h.shape[0]):
+        _cell(cell, gx[s], gh[s], h[s], h[s], c[s], 0, h.shape[1])
+
+
+@numba.njit(**FAST)
+def _split_stack(cell, gx0, x_w, x_b, h_w, h_b, h, c, gx, gh, blocks):
+    """All layers, a few streams, one step, in place: h, c (layers, B, H)."""
+    _matmul_split(h_w[0], h_b[0], h[0], gh, blocks)
+    _cells(cell, gx0, gh, h[0], c[0])
+    for layer in range(1, h.shape[0]):
+        _matmul_split(x_w[layer - 1], x_b[layer], h[layer - 1], gx, blocks)
+        _matmul_split(h_w[layer], h_b[layer], h[layer], gh, blocks)
+        _cells(cell, gx, gh, h[layer], c[layer])
+
+
+def _blas_stack(w: KernelWeights, gx0, h, c, gx, gh) -> None:
+    """:func:`_split_stack` for many streams: the products are GEMMs, done by BLAS."""
+    for layer in range(h.shape[0]):
+        if layer > 0:
+            np.dot(h[layer - 1], w.x_w[layer - 1], out=gx)
+            gx += w.x_b[layer]
+        np.dot(h[layer], w.h_w[layer], out=gh)
+        gh += w.h_b[layer]
+        _cells(w.cell, gx if layer > 0 else gx0, gh, h[layer], c[layer])
+
+
+# -- what happens to an output before it is fed back --------------------------------------------
+@numba.njit(**FAST)
+def _inject(mode, j, y, feed, noise, ring, filled, period, eps, sigma):
+    """feed <- y after the injection rule for free-running step j; returns the new ring fill.
+
+    noise: this step's standard normal draws (D,); ring: (window, D) the last outputs.
+    """
+    D = y.shape[0]
+    feed[:] = y
+    if mode == INJECT_PERIODIC:
+        if (j + 1) % period == 0:
+            for d in range(D):
+                feed[d] = y[d] * (noise[d] - np.float32(1.0))
+    elif mode == INJECT_STALL:
+        window = ring.shape[0]
+        slot = j % window
+        ring[slot] = y
+        filled = min(filled + 1, window)
+        if filled == window:
+            span = np.float32(0.0)
+            for d in range(D):
+                lo = ring[0, d]
+                hi = ring[0, d]
+                for k in range(1, window):
+                    lo = min(lo, ring[k, d])
+                    hi = max(hi, ring[k, d])
+                span = max(span, hi - lo)
+            if span < eps:
+                for d in range(D):
+                    feed[d] = y[d] + sigma * noise[d]
+                ring[slot] = feed
+    return filled
+
+
+@numba.njit(**FAST)
+def _softmax(logits, temperature, z, probs, bits):
     """probs <- exp((logits - max) / temperature), unnormalised; returns their sum (float64)."""
     m = logits[0]
     for k in range(1, logits.shape[0]):
         m = max(m, logits[k])
+    inv = 1.0 / temperature
+    for k in range(logits.shape[0]):
+        z[k] = (np.float64(logits[k]) - m) * inv
+    _exp_nonpositive(z, probs, bits)
     total = 0.0
     for k in range(logits.shape[0]):
-        p = np.exp((np.float64(logits[k]) - m) / temperature)
-        probs[k] = p
-        total += p
+        total += probs[k]
     return total
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _sample(logits, temperature, top_p, u, probs):
+@numba.njit(**FAST)
+def _sample(logits, temperature, top_p, u, z, probs, bits):
     """Draw a class by inverse CDF from uniform ``u``; temperature 0 is argmax.
 
     Top-p keeps the most probable classes whose mass first reaches ``top_p`` (nucleus sampling).
@@ -169,7 +375,7 @@ def _sample(logits, temperature, top_p, u, probs):
             if logits[k] > logits[best]:
                 best = k
         return best
-    total = _softmax(logits, temperature, probs)
+    total = _softmax(logits, temperature, z, probs, bits)
     if top_p < 1.0:
         order = np.argsort(-probs, kind="mergesort")
         kept, n_kept = 0.0, 0
@@ -192,29 +398,22 @@ def _sample(logits, temperature, top_p, u, probs):
     return L - 1
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy", parallel=True)
-def _run_regression(
-    cell,
-    w_ih0,
-    w_ih,
-    w_hh,
-    b_ih,
-    b_hh,
-    head_w,
-    head_b,
-    h,
-    c,
-    forced,
-    n_free,
-    inject_mode,
-    period,
-    window,
-    eps,
-    sigma,
-    noise,
-    pred,
-    out,
-):
+@numba.njit(**FAST)
+def _expected(logits, level_values, z, probs, bits):
+    """Expected level value under softmax(logits)."""
+    total = _softmax(logits, 1.0, z, probs, bits)
+    acc = 0.0
+    for k in range(logits.shape[0]):
+        acc += probs[k] * level_values[k]
+    return acc / total
+
+
+# -- the loops ------------------------------------------------------------------------------------
+@numba.njit(parallel=True, **FAST)
+def _regression_per_stream(
+    cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, h, c, forced, n_free,
+    inject_mode, period, window, eps, sigma, noise, pred, out,
+):  # fmt: skip
     """Teacher-force ``forced`` (B, T, D), then run free for ``n_free`` steps, per stream.
 
     h, c: (layers, B, H) state, updated in place. pred: (B, T, D) one-step predictions of the
@@ -223,10 +422,11 @@ def _run_regression(
     """
     L, B = h.shape[0], h.shape[1]
     T = forced.shape[1]
-    D = head_w.shape[0]
-    GH = w_hh.shape[1]
+    D = head_w.shape[1]
+    GH = h_w.shape[2]
     for b in numba.prange(B):  # streams are independent: one per core
-        gi = np.empty(GH, dtype=np.float32)
+        gx0 = np.empty(GH, dtype=np.float32)
+        gx = np.empty(GH, dtype=np.float32)
         gh = np.empty(GH, dtype=np.float32)
         y = np.empty(D, dtype=np.float32)
         feed = np.empty(D, dtype=np.float32)
@@ -236,63 +436,25 @@ def _run_regression(
         filled = 0
         steps = T + n_free - 1 if n_free > 0 else T
         for t in range(steps):
-            x = forced[b, t] if t < T else feed
-            _stack(cell, w_ih0, w_ih, w_hh, b_ih, b_hh, x, hb, cb, gi, gh)
-            _head(head_w, head_b, hb[L - 1], y)
+            _project(x_w0, x_b[0], forced[b, t] if t < T else feed, gx0)
+            _stack(cell, gx0, x_w, x_b, h_w, h_b, hb, cb, gx, gh)
+            _project(head_w, head_b, hb[L - 1], y)
             if t < T:
                 pred[b, t] = y
             if n_free > 0 and t >= T - 1:
                 j = t - (T - 1)
-                feed[:] = y
-                if inject_mode == 1:
-                    if (j + 1) % period == 0:
-                        for d in range(D):
-                            feed[d] = y[d] * (noise[b, j, d] - np.float32(1.0))
-                elif inject_mode == 2:
-                    slot = j % window
-                    ring[slot] = y
-                    filled = min(filled + 1, window)
-                    if filled == window:
-                        span = np.float32(0.0)
-                        for d in range(D):
-                            lo = ring[0, d]
-                            hi = ring[0, d]
-                            for k in range(1, window):
-                                lo = min(lo, ring[k, d])
-                                hi = max(hi, ring[k, d])
-                            span = max(span, hi - lo)
-                        if span < eps:
-                            for d in range(D):
-                                feed[d] = y[d] + sigma * noise[b, j, d]
-                            ring[slot] = feed
+                filled = _inject(inject_mode, j, y, feed, noise[b, j], ring, filled, period, eps,
+                                 sigma)  # fmt: skip
                 out[b, j] = feed
         h[:, b, :] = hb
         c[:, b, :] = cb
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy", parallel=True)
-def _run_categorical(
-    cell,
-    w_ih0,
-    w_ih,
-    w_hh,
-    b_ih,
-    b_hh,
-    head_w,
-    head_b,
-    embed,
-    h,
-    c,
-    forced,
-    n_free,
-    temp_start,
-    temp_end,
-    top_p,
-    uniforms,
-    level_values,
-    pred,
-    out,
-):
+@numba.njit(parallel=True, **FAST)
+def _categorical_per_stream(
+    cell, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free,
+    temp_start, temp_end, top_p, uniforms, level_values, pred, out,
+):  # fmt: skip
     """Categorical head: teacher-force class indices ``forced`` (B, T), then sample freely.
 
     pred: (B, T) expected value (sum of p * level_values, temperature 1) of each one-step
@@ -302,35 +464,171 @@ def _run_categorical(
     """
     L, B = h.shape[0], h.shape[1]
     T = forced.shape[1]
-    levels = head_w.shape[0]
-    GH = w_hh.shape[1]
+    levels = head_w.shape[1]
+    GH = h_w.shape[2]
     for b in numba.prange(B):  # streams are independent: one per core
-        gi = np.empty(GH, dtype=np.float32)
+        gx = np.empty(GH, dtype=np.float32)
         gh = np.empty(GH, dtype=np.float32)
         logits = np.empty(levels, dtype=np.float32)
-        probs = np.empty(levels, dtype=np.float64)
+        z = np.empty(levels, dtype=np.float64)
+        probs = np.empty(levels, dtype=np.float32)
+        bits = np.empty(levels, dtype=np.int32)
         hb = np.ascontiguousarray(h[:, b, :])
         cb = np.ascontiguousarray(c[:, b, :])
         feed = 0
         steps = T + n_free - 1 if n_free > 0 else T
         for t in range(steps):
             idx = forced[b, t] if t < T else feed
-            _stack(cell, w_ih0, w_ih, w_hh, b_ih, b_hh, embed[idx], hb, cb, gi, gh)
-            _head(head_w, head_b, hb[L - 1], logits)
+            _stack(cell, table[idx], x_w, x_b, h_w, h_b, hb, cb, gx, gh)
+            _project(head_w, head_b, hb[L - 1], logits)
             if t < T:
-                total = _softmax(logits, 1.0, probs)
-                acc = 0.0
-                for k in range(levels):
-                    acc += probs[k] * level_values[k]
-                pred[b, t] = acc / total
+                pred[b, t] = _expected(logits, level_values, z, probs, bits)
             if n_free > 0 and t >= T - 1:
                 j = t - (T - 1)
                 frac = j / (n_free - 1) if n_free > 1 else 0.0
                 temp = temp_start[b] + (temp_end[b] - temp_start[b]) * frac
-                feed = _sample(logits, temp, top_p, uniforms[b, j], probs)
+                feed = _sample(logits, temp, top_p, uniforms[b, j], z, probs, bits)
                 out[b, j] = feed
         h[:, b, :] = hb
         c[:, b, :] = cb
+
+
+# The batched schedule: time outermost. A few streams loop in compiled code; many streams loop
+# here in Python, as each step's BLAS products take a millisecond against microseconds of overhead.
+@numba.njit(**FAST)
+def _inject_streams(mode, j, y, feed, noise, ring, filled, period, eps, sigma):
+    """:func:`_inject` for every stream: y, feed, noise (B, D); ring (B, window, D)."""
+    for s in range(y.shape[0]):
+        filled[s] = _inject(mode, j, y[s], feed[s], noise[s], ring[s], filled[s], period, eps,
+                            sigma)  # fmt: skip
+
+
+@numba.njit(parallel=True, **FAST)
+def _expected_streams(logits, level_values, z, probs, bits, pred):
+    for s in numba.prange(logits.shape[0]):
+        pred[s] = _expected(logits[s], level_values, z[s], probs[s], bits[s])
+
+
+@numba.njit(parallel=True, **FAST)
+def _sample_streams(logits, j, n_free, temp_start, temp_end, top_p, u, z, probs, bits, feed):
+    """Draw every stream's class for free-running step j (temperature on its schedule)."""
+    frac = j / (n_free - 1) if n_free > 1 else 0.0
+    for s in numba.prange(logits.shape[0]):
+        temp = temp_start[s] + (temp_end[s] - temp_start[s]) * frac
+        feed[s] = _sample(logits[s], temp, top_p, u[s], z[s], probs[s], bits[s])
+
+
+@numba.njit(**FAST)
+def _regression_split(
+    cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, h, c, forced, n_free,
+    inject_mode, period, window, eps, sigma, noise, pred, out, blocks,
+):  # fmt: skip
+    """Same contract as :func:`_regression_per_stream`, time outermost (large models);
+    ``blocks``: how many column blocks each product is split into (the thread count)."""
+    B, T = forced.shape[0], forced.shape[1]
+    D, GH = head_w.shape[1], h_w.shape[2]
+    gx0 = np.empty((B, GH), dtype=np.float32)
+    gx = np.empty((B, GH), dtype=np.float32)
+    gh = np.empty((B, GH), dtype=np.float32)
+    y = np.empty((B, D), dtype=np.float32)
+    feed = np.zeros((B, D), dtype=np.float32)
+    ring = np.empty((B, max(window, 1), D), dtype=np.float32)
+    filled = np.zeros(B, dtype=np.int64)
+    steps = T + n_free - 1 if n_free > 0 else T
+    for t in range(steps):
+        _gemm_columns(x_w0, x_b[0], forced[:, t] if t < T else feed, gx0, 0, GH)
+        _split_stack(cell, gx0, x_w, x_b, h_w, h_b, h, c, gx, gh, blocks)
+        _gemm_columns(head_w, head_b, h[h.shape[0] - 1], y, 0, D)
+        if t < T:
+            pred[:, t] = y
+        if n_free > 0 and t >= T - 1:
+            j = t - (T - 1)
+            _inject_streams(inject_mode, j, y, feed, noise[:, j], ring, filled, period, eps, sigma)
+            out[:, j] = feed
+
+
+def _regression_blas(
+    w: KernelWeights, h, c, forced, n_free, inj: Injection, noise, pred, out
+) -> None:
+    """:func:`_regression_split` for many streams, with BLAS products."""
+    B, T, D = forced.shape[0], forced.shape[1], w.outputs
+    gx0, gx, gh = (np.empty((B, w.h_w.shape[2]), np.float32) for _ in range(3))
+    y = np.empty((B, D), np.float32)
+    feed = np.zeros((B, D), np.float32)
+    ring = np.empty((B, max(inj.window, 1), D), np.float32)
+    filled = np.zeros(B, np.int64)
+    eps, sigma = np.float32(inj.eps), np.float32(inj.sigma)
+    for t in range(T + n_free - 1 if n_free > 0 else T):
+        np.dot(forced[:, t] if t < T else feed, w.x_w0, out=gx0)
+        gx0 += w.x_b[0]
+        _blas_stack(w, gx0, h, c, gx, gh)
+        np.dot(h[-1], w.head_w, out=y)
+        y += w.head_b
+        if t < T:
+            pred[:, t] = y
+        if n_free > 0 and t >= T - 1:
+            j = t - (T - 1)
+            _inject_streams(inj.mode, j, y, feed, noise[:, j], ring, filled, inj.period, eps, sigma)
+            out[:, j] = feed
+
+
+@numba.njit(**FAST)
+def _categorical_split(
+    cell, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free,
+    temp_start, temp_end, top_p, uniforms, level_values, pred, out, blocks,
+):  # fmt: skip
+    """Same contract as :func:`_categorical_per_stream`, time outermost (large models);
+    ``blocks`` as in :func:`_regression_split`."""
+    B, T = forced.shape[0], forced.shape[1]
+    levels, GH = head_w.shape[1], h_w.shape[2]
+    gx0 = np.empty((B, GH), dtype=np.float32)
+    gx = np.empty((B, GH), dtype=np.float32)
+    gh = np.empty((B, GH), dtype=np.float32)
+    logits = np.empty((B, levels), dtype=np.float32)
+    z = np.empty((B, levels), dtype=np.float64)
+    probs = np.empty((B, levels), dtype=np.float32)
+    bits = np.empty((B, levels), dtype=np.int32)
+    feed = np.zeros(B, dtype=np.int64)
+    steps = T + n_free - 1 if n_free > 0 else T
+    for t in range(steps):
+        for s in range(B):
+            gx0[s] = table[forced[s, t] if t < T else feed[s]]
+        _split_stack(cell, gx0, x_w, x_b, h_w, h_b, h, c, gx, gh, blocks)
+        _matmul_split(head_w, head_b, h[h.shape[0] - 1], logits, blocks)
+        if t < T:
+            _expected_streams(logits, level_values, z, probs, bits, pred[:, t])
+        if n_free > 0 and t >= T - 1:
+            j = t - (T - 1)
+            _sample_streams(logits, j, n_free, temp_start, temp_end, top_p, uniforms[:, j], z,
+                            probs, bits, feed)  # fmt: skip
+            out[:, j] = feed
+
+
+def _categorical_blas(
+    w: KernelWeights, h, c, forced, n_free, temps, top_p, uniforms, level_values, pred, out
+) -> None:
+    """:func:`_categorical_split` for many streams, with BLAS products."""
+    B, T, levels = forced.shape[0], forced.shape[1], w.outputs
+    gx0, gx, gh = (np.empty((B, w.h_w.shape[2]), np.float32) for _ in range(3))
+    logits = np.empty((B, levels), np.float32)
+    z = np.empty((B, levels), np.float64)
+    probs = np.empty((B, levels), np.float32)
+    bits = np.empty((B, levels), np.int32)
+    feed = np.zeros(B, np.int64)
+    for t in range(T + n_free - 1 if n_free > 0 else T):
+        np.take(w.table, forced[:, t] if t < T else feed, axis=0, out=gx0)
+        _blas_stack(w, gx0, h, c, gx, gh)
+        np.dot(h[-1], w.head_w, out=logits)
+        logits += w.head_b
+        if t < T:
+            col = np.empty(B, np.float32)
+            _expected_streams(logits, level_values, z, probs, bits, col)
+            pred[:, t] = col
+        if n_free > 0 and t >= T - 1:
+            j = t - (T - 1)
+            _sample_streams(logits, j, n_free, temps[0], temps[1], top_p,
+                            np.ascontiguousarray(uniforms[:, j]), z, probs, bits, feed)  # fmt: skip
+            out[:, j] = feed
 
 
 @dataclass(frozen=True)
@@ -375,6 +673,14 @@ def _initial_state(weights: KernelWeights, B: int, state: tuple | None) -> tuple
     return tuple(np.array(s, dtype=np.float32, copy=True) for s in state)
 
 
+def _batched(weights: KernelWeights, streams: int, path: str) -> bool:
+    if path not in ("auto", "per-stream", "batched"):
+        raise ValueError(f"path must be auto, per-stream or batched, not {path!r}")
+    if path == "auto":
+        return weights.hidden >= BATCHED_FROM_HIDDEN or streams >= BATCHED_FROM_STREAMS
+    return path == "batched"
+
+
 def run(
     weights: KernelWeights,
     forced: np.ndarray,
@@ -383,12 +689,15 @@ def run(
     state: tuple[np.ndarray, np.ndarray] | None = None,
     injection: Injection | None = None,
     noise: np.ndarray | None = None,
+    path: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Regression head: prime on ``forced``, then generate ``n_free`` steps per stream.
 
     ``forced`` is (B, T) for one value per step or (B, T, D) for vectors (FFT blocks).
     Returns (pred, out, state): one-step predictions of the forced part (shaped like
-    ``forced``), the free-running output (B, n_free[, D]) and the final state.
+    ``forced``), the free-running output (B, n_free[, D]) and the final state. ``path`` picks
+    the schedule (``per-stream`` or ``batched``; ``auto`` by hidden size and streams): the
+    results agree to float32 rounding.
     """
     injection = injection or Injection()
     forced = np.asarray(forced, dtype=np.float32)
@@ -396,7 +705,7 @@ def run(
         forced = forced[None, :]
     vector = forced.ndim == 3
     forced = np.ascontiguousarray(forced if vector else forced[:, :, None])
-    B, D = forced.shape[0], weights.head_w.shape[0]
+    B, D = forced.shape[0], weights.outputs
     h, c = _initial_state(weights, B, state)
     n_free = max(int(n_free), 0)
     if noise is None:
@@ -405,28 +714,18 @@ def run(
     noise = np.ascontiguousarray(noise if noise.ndim == 3 else noise[:, :, None])
     pred = np.zeros((B, forced.shape[1], D), dtype=np.float32)
     out = np.zeros((B, n_free, D), dtype=np.float32)
-    _run_regression(
-        weights.cell,
-        weights.w_ih0,
-        weights.w_ih,
-        weights.w_hh,
-        weights.b_ih,
-        weights.b_hh,
-        weights.head_w,
-        weights.head_b,
-        h,
-        c,
-        forced,
-        n_free,
-        injection.mode,
-        injection.period,
-        injection.window,
-        np.float32(injection.eps),
-        np.float32(injection.sigma),
-        noise,
-        pred,
-        out,
-    )
+    w = weights
+    args = (
+        w.cell, w.x_w0, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, h, c, forced, n_free,
+        injection.mode, injection.period, injection.window, np.float32(injection.eps),
+        np.float32(injection.sigma), noise, pred, out,
+    )  # fmt: skip
+    if not _batched(weights, B, path):
+        _regression_per_stream(*args)
+    elif B < BLAS_FROM_STREAMS:
+        _regression_split(*args, numba.get_num_threads())
+    else:
+        _regression_blas(weights, h, c, forced, n_free, injection, noise, pred, out)
     if not vector:
         pred, out = pred[:, :, 0], out[:, :, 0]
     return pred, out, (h, c)
@@ -442,17 +741,19 @@ def run_categorical(
     top_p: float = 1.0,
     uniforms: np.ndarray | None = None,
     state: tuple[np.ndarray, np.ndarray] | None = None,
+    path: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Categorical head: prime on class indices ``forced`` (B, T), then sample ``n_free``.
 
     ``temperature`` is one value or per-stream (start, end) arrays for a linear schedule.
     Returns (expected value of each forced prediction (B, T), sampled classes (B, n_free) int64,
-    state).
+    state). ``path`` as in :func:`run`.
     """
     forced = np.ascontiguousarray(np.atleast_2d(np.asarray(forced)).astype(np.int64))
     B = forced.shape[0]
-    if forced.min() < 0 or forced.max() >= weights.embed.shape[0]:
-        raise ValueError(f"class indices must lie in [0, {weights.embed.shape[0]})")
+    levels = weights.table.shape[0]
+    if forced.min() < 0 or forced.max() >= levels:
+        raise ValueError(f"class indices must lie in [0, {levels})")
     h, c = _initial_state(weights, B, state)
     n_free = max(int(n_free), 0)
     if isinstance(temperature, tuple):
@@ -464,26 +765,17 @@ def run_categorical(
     uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
     pred = np.zeros((B, forced.shape[1]), dtype=np.float32)
     out = np.zeros((B, n_free), dtype=np.int64)
-    _run_categorical(
-        weights.cell,
-        weights.w_ih0,
-        weights.w_ih,
-        weights.w_hh,
-        weights.b_ih,
-        weights.b_hh,
-        weights.head_w,
-        weights.head_b,
-        weights.embed,
-        h,
-        c,
-        forced,
-        n_free,
-        t0,
-        t1,
-        float(top_p),
-        uniforms,
-        np.ascontiguousarray(level_values, dtype=np.float64),
-        pred,
-        out,
-    )
+    w = weights
+    args = (
+        w.cell, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, w.table, h, c, forced, n_free,
+        t0, t1, float(top_p), uniforms, np.ascontiguousarray(level_values, dtype=np.float64),
+        pred, out,
+    )  # fmt: skip
+    if not _batched(weights, B, path):
+        _categorical_per_stream(*args)
+    elif B < BLAS_FROM_STREAMS:
+        _categorical_split(*args, numba.get_num_threads())
+    else:
+        _categorical_blas(weights, h, c, forced, n_free, (t0, t1), float(top_p), uniforms,
+                          args[16], pred, out)  # fmt: skip
     return pred, out, (h, c)
