@@ -493,6 +493,16 @@ def _categorical_per_stream(
         c[:, b, :] = cb
 
 
+@numba.njit(**FAST)
+def _gate_buffers(B, GH):
+    """Pre-activations of layer 0's input, a later layer's input, and the recurrence."""
+    return (
+        np.empty((B, GH), dtype=np.float32),
+        np.empty((B, GH), dtype=np.float32),
+        np.empty((B, GH), dtype=np.float32),
+    )
+
+
 # The batched schedule: time outermost. A few streams loop in compiled code; many streams loop
 # here in Python, as each step's BLAS products take a millisecond against microseconds of overhead.
 @numba.njit(**FAST)
@@ -527,9 +537,7 @@ def _regression_split(
     ``blocks``: how many column blocks each product is split into (the thread count)."""
     B, T = forced.shape[0], forced.shape[1]
     D, GH = head_w.shape[1], h_w.shape[2]
-    gx0 = np.empty((B, GH), dtype=np.float32)
-    gx = np.empty((B, GH), dtype=np.float32)
-    gh = np.empty((B, GH), dtype=np.float32)
+    gx0, gx, gh = _gate_buffers(B, GH)
     y = np.empty((B, D), dtype=np.float32)
     feed = np.zeros((B, D), dtype=np.float32)
     ring = np.empty((B, max(window, 1), D), dtype=np.float32)
@@ -552,7 +560,7 @@ def _regression_blas(
 ) -> None:
     """:func:`_regression_split` for many streams, with BLAS products."""
     B, T, D = forced.shape[0], forced.shape[1], w.outputs
-    gx0, gx, gh = (np.empty((B, w.h_w.shape[2]), np.float32) for _ in range(3))
+    gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
     y = np.empty((B, D), np.float32)
     feed = np.zeros((B, D), np.float32)
     ring = np.empty((B, max(inj.window, 1), D), np.float32)
@@ -581,9 +589,7 @@ def _categorical_split(
     ``blocks`` as in :func:`_regression_split`."""
     B, T = forced.shape[0], forced.shape[1]
     levels, GH = head_w.shape[1], h_w.shape[2]
-    gx0 = np.empty((B, GH), dtype=np.float32)
-    gx = np.empty((B, GH), dtype=np.float32)
-    gh = np.empty((B, GH), dtype=np.float32)
+    gx0, gx, gh = _gate_buffers(B, GH)
     logits = np.empty((B, levels), dtype=np.float32)
     z = np.empty((B, levels), dtype=np.float64)
     probs = np.empty((B, levels), dtype=np.float32)
@@ -609,7 +615,7 @@ def _categorical_blas(
 ) -> None:
     """:func:`_categorical_split` for many streams, with BLAS products."""
     B, T, levels = forced.shape[0], forced.shape[1], w.outputs
-    gx0, gx, gh = (np.empty((B, w.h_w.shape[2]), np.float32) for _ in range(3))
+    gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
     logits = np.empty((B, levels), np.float32)
     z = np.empty((B, levels), np.float64)
     probs = np.empty((B, levels), np.float32)
