@@ -198,3 +198,35 @@ def test_with_dropout_a_run_resumed_on_as_many_processes_is_exact(cfg, tmp_path)
         read_jsonl(whole / "metrics.jsonl")[-1]["train_loss"]
         == (read_jsonl(cut / "metrics.jsonl")[-1]["train_loss"])
     )
+
+
+def test_ctrl_c_under_torchrun_saves_one_checkpoint_that_resumes(cfg, reference, tmp_path):
+    """Ctrl-C reaches every process of the terminal's group, and torchrun forwards it again:
+    each rank sees it twice, yet all ranks checkpoint once at the same step and stop."""
+    import signal
+    import time
+
+    cfg.save(tmp_path / "c.toml")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", "noizenet", "train", "--config", str(tmp_path / "c.toml"), "--out", str(out)]
+    proc = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            # the first checkpoint is taken inside training, before step 1, on every rank
+            if list(out.glob("checkpoints/ckpt-*")):
+                break
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = err.decode()
+    assert err.count("stopped by SIGINT") == 1, err[-3000:]  # rank 0 speaks for both
+    assert Run.open(out).info["status"] == "interrupted"
+    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    assert_same_training(out, reference)

@@ -461,9 +461,10 @@ def _train(
                 {"event": "interrupted", "epoch": trainer.epoch + 1, "step": trainer.step}
             )
         name = checkpoint_name(trainer.epoch, trainer.step)
+        how = "torchrun ... -m noizenet" if dist.enabled else "noizenet"
         raise TrainingInterruptedError(
             f"{out}: {exc}; checkpoint saved (checkpoints/{name}). "
-            f"Resume with: noizenet train --resume {shlex.quote(str(out))}",
+            f"Resume with: {how} train --resume {shlex.quote(str(out))}",
             signum=exc.signum,
         ) from None
     except TrainingDivergedError as exc:
@@ -526,21 +527,32 @@ class EventLog:
         self.count = len(records)
 
 
+_SIGNAL_ECHO_S = 5.0
+
+
 @contextlib.contextmanager
 def _stop_on_signals(trainer: Any) -> Iterator[None]:
     """SIGINT/SIGTERM ask the trainer to checkpoint and stop at the next step boundary; a second
-    signal stops at once (KeyboardInterrupt). Handlers only exist in the main thread."""
+    signal stops at once (KeyboardInterrupt). Handlers only exist in the main thread.
+
+    Under torchrun one Ctrl-C arrives twice (from the terminal, and forwarded by torchrun's
+    agent): a repeat within ``_SIGNAL_ECHO_S`` counts as the same request.
+    """
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    first = [0.0]
 
     def handler(signum: int, frame: Any) -> None:
         if trainer.stop_signal:
+            if trainer.dist.enabled and time.monotonic() - first[0] < _SIGNAL_ECHO_S:
+                return
             raise KeyboardInterrupt
         trainer.stop_signal = signum
+        first[0] = time.monotonic()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
