@@ -9,6 +9,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import run_at_once
 
 from noizenet.corpus import embedded
 from noizenet.corpus.embedded import GENRES, EmbeddedSong, build_embedded_corpus, compose
@@ -242,22 +243,6 @@ print(len(composed))
 def test_processes_building_at_once_compose_every_song_exactly_once(tmp_path) -> None:
     """The ranks of a distributed run ask for the corpus together: one composes, the others
     wait on the lock and find it done."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _BUILD, str(tmp_path / "corpus")],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(3)
-    ]
-    outs = [p.communicate(timeout=180)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs)
+    outs = run_at_once(_BUILD, str(tmp_path / "corpus"))
     assert sum(int(o.strip().splitlines()[-1]) for o in outs) == 3
     assert len(list((tmp_path / "corpus").glob("*.wav"))) == 3

@@ -6,6 +6,10 @@ positions and ``best.safetensors``) and ``events.jsonl`` (skipped steps, rollbac
 resumes). ``train(None, RUN, resume=True)`` continues a run from its last checkpoint; killed at any
 point and resumed, a run ends with the same weights as one that was never interrupted (bit for
 bit on CPU).
+
+Started by torchrun (``WORLD_SIZE`` > 1), every process runs :func:`train` with the same
+arguments and they train one run together (:mod:`noizenet.train.distributed`): rank 0 prepares
+and writes the run folder, and returns the run; the other ranks return None.
 """
 
 from __future__ import annotations

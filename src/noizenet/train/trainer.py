@@ -703,16 +703,10 @@ def rank_seed(seed: int, rank: int, step: int = 0) -> int:
     return int(np.random.SeedSequence([seed, rank, step, 0xD15]).generate_state(1)[0])
 
 
-def sequence_loss(
-    model: NoizeNet,
-    tracks: list[np.ndarray],
-    loss: str,
-    *,
-    device: torch.device | str = "cpu",
-    chunk: int = 65536,
-) -> float:
-    """Per-sample loss of one-step prediction over whole tracks, state carried across chunks."""
-    total, count = sequence_loss_sum(model, tracks, loss, device=device, chunk=chunk)
+def sequence_loss(model: NoizeNet, tracks: list[np.ndarray], loss: str, **options: Any) -> float:
+    """Per-sample loss of one-step prediction over whole tracks, state carried across chunks
+    (``options``: ``device``, ``chunk``, as :func:`sequence_loss_sum` takes them)."""
+    total, count = sequence_loss_sum(model, tracks, loss, **options)
     return total / max(count, 1)
 
 
