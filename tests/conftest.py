@@ -95,3 +95,21 @@ def tiny_run(tiny_config, tmp_path_factory):
     return train(
         tiny_config, tmp_path_factory.mktemp("runs") / "tiny", progress=False, log=lambda *a: None
     )
+
+
+def run_at_once(code: str, *args: str, processes: int = 3) -> list[str]:
+    """Start ``processes`` Python processes running ``code`` with ``args`` at once (as the ranks
+    of a distributed run start); return each one's stdout after checking that all succeeded."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(processes)
+    ]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    return outs

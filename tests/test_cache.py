@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SR, tone_song, write_wav
+from conftest import SR, run_at_once, tone_song, write_wav
 
 from noizenet.codecs import RawCodec
 from noizenet.corpus.cache import FULL_SCALE, DecodeCache, TrackAudio
@@ -196,18 +196,7 @@ def test_a_process_waiting_for_the_lock_finds_the_work_done(tmp_path):
 
 def test_processes_building_at_once_decode_every_file_exactly_once(tmp_path):
     paths = _songs(tmp_path, 6, seconds=1.0)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _ENSURE, str(tmp_path / "cache"), *map(str, paths)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(3)
-    ]
-    outs = [p.communicate(timeout=180)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs)
+    outs = run_at_once(_ENSURE, str(tmp_path / "cache"), *map(str, paths))
     decoded = [int(o.strip().splitlines()[-1].split()[1]) for o in outs]
     assert sum(decoded) == len(paths)
     manifest = DecodeCache(tmp_path / "cache").manifest()

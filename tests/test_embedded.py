@@ -9,6 +9,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import run_at_once
 
 from noizenet.corpus import embedded
 from noizenet.corpus.embedded import GENRES, EmbeddedSong, build_embedded_corpus, compose
@@ -226,3 +227,22 @@ def test_build_embedded_corpus_rebuilds_when_settings_change(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.glob("*.wav")) == [s.path.name for s in second]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert (manifest["n_songs"], manifest["seed"]) == (2, 5)
+
+
+_BUILD = """
+import sys
+from noizenet.corpus import embedded
+composed = []
+real = embedded.compose
+embedded.compose = lambda *a, **k: composed.append(a) or real(*a, **k)
+embedded.build_embedded_corpus(sys.argv[1], n_songs=3, seconds=0.5, seed=0)
+print(len(composed))
+"""
+
+
+def test_processes_building_at_once_compose_every_song_exactly_once(tmp_path) -> None:
+    """The ranks of a distributed run ask for the corpus together: one composes, the others
+    wait on the lock and find it done."""
+    outs = run_at_once(_BUILD, str(tmp_path / "corpus"))
+    assert sum(int(o.strip().splitlines()[-1]) for o in outs) == 3
+    assert len(list((tmp_path / "corpus").glob("*.wav"))) == 3

@@ -87,3 +87,20 @@ def test_stride_sets_where_chunks_start_the_papers_step_size(stride):
     assert s.samples_per_epoch() == len(_covered(s))
     if stride == 8:
         assert sorted(_covered(s)) == sorted(_covered(Streams(songs, batch=2, chunk=8)))
+
+
+@pytest.mark.parametrize("world, stateless", [(2, False), (4, False), (2, True)])
+def test_ranks_share_each_step_and_know_the_whole_batchs_sample_count(world, stateless):
+    """Each rank's streams are disjoint; together they are the batch of one process, and every
+    rank knows that batch's sample count (its loss is normalised by it)."""
+    s = Streams(_songs(), batch=4, chunk=8, stateless=stateless)
+    whole = list(s.epoch(0, seed=5))
+    ranks = [list(s.epoch(0, seed=5, rank=r, world=world)) for r in range(world)]
+    for step, batch in enumerate(whole):
+        parts = [rank[step] for rank in ranks]
+        assert sum(p.samples for p in parts) == batch.samples
+        assert all(p.total_samples == batch.samples == batch.total_samples for p in parts)
+        for r, p in enumerate(parts):
+            assert np.array_equal(p.x, batch.x[r::world, : p.x.shape[1]])
+    with pytest.raises(ValueError, match="cannot be shared evenly by 3 ranks"):
+        next(s.epoch(0, seed=0, rank=0, world=3))

@@ -392,7 +392,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     out = args.out or Path("runs") / f"{cfg.model.cell}-h{cfg.model.hidden}-s{cfg.seed}"
     run = train(cfg, out, force=args.force, progress=not args.quiet)
-    print(f"run folder: {run.path}")
+    if run is not None:  # under torchrun, rank 0 speaks for the run
+        print(f"run folder: {run.path}")
     return 0
 
 
@@ -404,15 +405,20 @@ def _resume_train(args: argparse.Namespace) -> int:
         raise NoizeNetError("--config cannot be combined with --resume (RUN/config.toml is used)")
     if args.out is not None and args.out.resolve() != args.resume.resolve():
         raise NoizeNetError(f"--out {args.out} differs from --resume {args.resume}; give only one")
-    saved = resume_config(args.resume)
-    overrides = {
-        s.dest: getattr(args, s.dest)
-        for s in flag_specs()
-        if getattr(args, s.dest, None) is not None
-    }
-    cfg = resume_config(args.resume, saved.with_overrides(overrides) if overrides else saved)
+    from noizenet.train.distributed import env_rank
+
+    cfg = None  # under torchrun only rank 0 reads the run folder, and passes the config on
+    if env_rank()[0] == 0:
+        saved = resume_config(args.resume)
+        overrides = {
+            s.dest: getattr(args, s.dest)
+            for s in flag_specs()
+            if getattr(args, s.dest, None) is not None
+        }
+        cfg = resume_config(args.resume, saved.with_overrides(overrides) if overrides else saved)
     run = train(cfg, args.resume, resume=True, force=args.force, progress=not args.quiet)
-    print(f"run folder: {run.path}")
+    if run is not None:
+        print(f"run folder: {run.path}")
     return 0
 
 
@@ -643,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code = getattr(exc, "exit_code", EXIT_USAGE)  # an interrupted run: 128 + signal
         label = "error: " if code == EXIT_USAGE else ""
-        print(f"noizenet {args.verb}: {label}{_one_line(exc)}", file=sys.stderr)
+        if not getattr(exc, "quiet", False):  # torchrun: rank 0 already said what all ranks hit
+            print(f"noizenet {args.verb}: {label}{_one_line(exc)}", file=sys.stderr)
         return code
     except (OSError, MemoryError) as exc:
         # the machine said no (full disk, no permission, no memory): the user's to fix

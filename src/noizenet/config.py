@@ -28,6 +28,7 @@ SCALINGS = ("corpus", "per-file")
 LOSSES = ("mse", "mae")
 OPTIMIZERS = ("adam", "sgd", "adadelta")
 CLIP_MODES = ("value", "norm", "none")
+PRECISIONS = ("fp32", "bf16", "fp16")
 FMA_SUBSETS = ("small", "medium", "large")  # ordered: "medium" holds every small track too
 FMA_SPLITS = ("training", "validation", "test")
 
@@ -192,6 +193,19 @@ class TrainConfig:
     )
     device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     threads: int = _f(0, "CPU threads for torch (0: torch's default)", minimum=0)
+    precision: str = _f(
+        "fp32",
+        "arithmetic of the forward pass: fp32, or mixed precision with autocast in bf16 (CUDA "
+        "from Ampere on, recent CPUs) or fp16 (CUDA; with a gradient scaler); weights, "
+        "optimizer, loss and carried state stay fp32",
+        choices=PRECISIONS,
+    )
+    compile: bool = _f(
+        False,
+        "torch.compile the model's training forward pass; off by default: the recurrent "
+        "layer is already one fused kernel (cuDNN, oneDNN) that compiling leaves alone, and "
+        "on CPU it measured no faster (README, 'Training on many GPUs')",
+    )
     checkpoint_every: int = _f(
         100,
         "also checkpoint every N training steps within an epoch (0: only at epoch ends); "

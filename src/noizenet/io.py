@@ -101,6 +101,36 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, *, on_wait: Any = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) across processes.
+
+    Several processes building one shared thing (the decode cache, the embedded corpus: every
+    rank of a distributed run on a node) take turns: the first builds, the next waits here and
+    then finds the work done. ``on_wait()`` is called once if another process holds the lock.
+    Without ``fcntl`` (not POSIX) there is no lock; atomic writes still keep every file whole.
+    Raises ``OSError`` when the lock file cannot be created.
+    """
+    fh = open(path, "a+b")  # noqa: SIM115 (closed below, after the yield)
+    try:
+        import fcntl
+    except ImportError:
+        with fh:
+            yield
+        return
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -328,31 +328,22 @@ class DecodeCache:
     @contextlib.contextmanager
     def _locked(self, log: Callable[[str], Any] | None) -> Iterator[None]:
         """Hold the cache's build lock; another builder waits here until we are done."""
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fh = open(self.dir / ".lock", "a+b")  # noqa: SIM115 (closed below, after the yield)
-        except OSError as exc:
-            raise NoizeNetError(
-                f"{self.dir}: cannot write the decode cache ({exc.strerror or exc}); "
-                "choose another with --cache-dir"
-            ) from None
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no cross-process lock, atomic writes still hold
-            with fh:
-                yield
-            return
-        with fh:
+        from noizenet.io import exclusive_lock
+
+        def waiting() -> None:
+            if log is not None:
+                log(f"waiting for another process that is decoding into {self.dir}")
+
+        with contextlib.ExitStack() as stack:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if log is not None:
-                    log(f"waiting for another process that is decoding into {self.dir}")
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                self.dir.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(exclusive_lock(self.dir / ".lock", on_wait=waiting))
+            except OSError as exc:
+                raise NoizeNetError(
+                    f"{self.dir}: cannot write the decode cache ({exc.strerror or exc}); "
+                    "choose another with --cache-dir"
+                ) from None
+            yield
 
     # -- reading -------------------------------------------------------------------------------
     def audio(

@@ -24,6 +24,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -911,15 +912,35 @@ def build_embedded_corpus(
             {"id": s.id, "genre": s.genre, "file": s.path.name, "seed": s.seed} for s in songs
         ],
     }
-    manifest_path = cache_dir / _MANIFEST
-    try:
-        old = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        old = None
-    if old == manifest and all(s.path.is_file() for s in songs):
+    if _complete(cache_dir, manifest, songs):
         return sorted(songs, key=lambda s: s.id)
+    from noizenet.io import exclusive_lock
 
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # several processes (the ranks of a distributed run) may ask at once: one composes, the
+    # others wait for it and find the corpus complete
+    with exclusive_lock(cache_dir / ".lock"):
+        if not _complete(cache_dir, manifest, songs):
+            _compose_all(cache_dir, manifest, songs, seconds=seconds, sr=sr)
+    return sorted(songs, key=lambda s: s.id)
+
+
+def _read_manifest(cache_dir: Path) -> Any:
+    try:
+        return json.loads((cache_dir / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _complete(cache_dir: Path, manifest: dict, songs: list[EmbeddedSong]) -> bool:
+    return _read_manifest(cache_dir) == manifest and all(s.path.is_file() for s in songs)
+
+
+def _compose_all(
+    cache_dir: Path, manifest: dict, songs: list[EmbeddedSong], *, seconds: float, sr: int
+) -> None:
+    manifest_path = cache_dir / _MANIFEST
+    old = _read_manifest(cache_dir)
     manifest_path.unlink(missing_ok=True)  # an interrupted rebuild must not look complete
     for song in songs:
         y = compose(song.genre, seed=song.seed, seconds=seconds, sr=sr)
@@ -935,4 +956,3 @@ def build_embedded_corpus(
                 (cache_dir / name).unlink(missing_ok=True)
     text = json.dumps(manifest, indent=2) + "\n"
     _atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return sorted(songs, key=lambda s: s.id)

@@ -6,6 +6,10 @@ positions and ``best.safetensors``) and ``events.jsonl`` (skipped steps, rollbac
 resumes). ``train(None, RUN, resume=True)`` continues a run from its last checkpoint; killed at any
 point and resumed, a run ends with the same weights as one that was never interrupted (bit for
 bit on CPU).
+
+Started by torchrun (``WORLD_SIZE`` > 1), every process runs :func:`train` with the same
+arguments and they train one run together (:mod:`noizenet.train.distributed`): rank 0 prepares
+and writes the run folder, and returns the run; the other ranks return None.
 """
 
 from __future__ import annotations
@@ -124,21 +128,81 @@ def train(
     >>> more = cfg.with_overrides({"train.epochs": 4})  # doctest: +SKIP
     >>> run = train(more, "runs/mine", resume=True)  # doctest: +SKIP
     """
-    import torch
+    from noizenet.train.distributed import process_group
 
-    from noizenet.codecs import codec_from_state, make_codec
-    from noizenet.corpus import load_corpus
-    from noizenet.corpus.stats import Moments, moments
-    from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
-    from noizenet.io import append_jsonl, atomic_write_json, write_jsonl
-    from noizenet.models import ModelSpec
-    from noizenet.run import Run, read_run_info, save_weights, versions
-    from noizenet.train.checkpoint import CheckpointStore, checkpoint_name
-    from noizenet.train.encoded import EncodedTrack
-    from noizenet.train.streams import Streams
-    from noizenet.train.trainer import Trainer, pick_device
+    with process_group() as dist:
+        try:
+            return _train(
+                dist,
+                config,
+                Path(out),
+                resume=resume,
+                force=force,
+                progress=progress and dist.main,
+                figures=figures,
+                log=log if dist.main else _quiet,
+                attach=attach,
+            )
+        except NoizeNetError as exc:
+            # rank 0 says what every rank hit (a refused config, an interruption, divergence);
+            # other ranks stay quiet about it, so that torchrun's output holds it once
+            if not dist.main and isinstance(exc, _collective_errors()):
+                exc.quiet = True  # type: ignore[attr-defined]
+            raise
 
-    out = Path(out)
+
+def _quiet(*_: Any) -> None:
+    pass
+
+
+def _collective_errors() -> tuple[type[Exception], ...]:
+    """Errors every rank raises together, which rank 0 reports for all."""
+    from noizenet.errors import TrainingDivergedError, TrainingInterruptedError
+
+    return (_RankZeroError, TrainingInterruptedError, TrainingDivergedError)
+
+
+class _RankZeroError(NoizeNetError):
+    """The error rank 0 hit while preparing the run, raised again on the other ranks."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _prepare(
+    dist: Any, config: Config | None, out: Path, *, resume: bool, force: bool, log: Any
+) -> tuple[Config, dict[str, Any] | None, bool]:
+    """Rank 0 checks the settings and makes (or reopens) the run folder; every rank gets its
+    config, the run's ``run.json`` (resuming) and whether the run is already complete.
+
+    Only rank 0 reads or writes the folder, so other nodes need not see it; an error there is
+    raised on every rank (see :class:`_RankZeroError`) instead of leaving them waiting.
+    """
+    payload: dict[str, Any] | None = None
+    if dist.main:
+        try:
+            config, info, complete = _prepare_folder(
+                dist, config, out, resume=resume, force=force, log=log
+            )
+        except NoizeNetError as exc:
+            code = getattr(exc, "exit_code", 2)
+            dist.broadcast_json({"error": str(exc), "exit_code": code})
+            raise
+        payload = {"config": config.to_dict(), "info": info, "complete": complete}
+    payload = dist.broadcast_json(payload)
+    if "error" in payload:
+        raise _RankZeroError(payload["error"], payload["exit_code"])
+    return Config.from_dict(payload["config"]), payload["info"], payload["complete"]
+
+
+def _prepare_folder(
+    dist: Any, config: Config | None, out: Path, *, resume: bool, force: bool, log: Any
+) -> tuple[Config, dict[str, Any] | None, bool]:
+    from noizenet.run import read_run_info
+    from noizenet.train.distributed import rank_device
+    from noizenet.train.trainer import check_precision
+
     info: dict[str, Any] | None = None
     if resume:
         if force:
@@ -152,17 +216,61 @@ def train(
             )
         if info.get("status") == "complete" and config.train.epochs == done:
             log(f"{out}: training already complete ({done} epochs done); --epochs N trains further")
-            return Run.open(out)
+            return config, info, True
+    elif config is None:
+        raise ConfigError("a new run needs a config")
     else:
-        if config is None:
-            raise ConfigError("a new run needs a config")
         config.validate()
-        pick_device(config.train.device)  # a missing GPU is refused before the folder is made
+    if config.train.batch % dist.world:
+        raise ConfigError(
+            f"train.batch: {config.train.batch} streams cannot be shared evenly by "
+            f"{dist.world} processes; use a multiple of {dist.world}"
+        )
+    # a missing GPU or an unsupported precision is refused before the folder is made
+    check_precision(
+        config.train.precision, rank_device(config.train.device, dist), cell=config.model.cell
+    )
+    if not resume:
         prepare_run_folder(out, force=force)
+    return config, info, False
+
+
+def _train(
+    dist: Any,
+    config: Config | None,
+    out: Path,
+    *,
+    resume: bool,
+    force: bool,
+    progress: bool,
+    figures: bool,
+    log: Any,
+    attach: Callable[[Any], None] | None,
+) -> Any:
+    import torch
+
+    from noizenet.codecs import codec_from_state, make_codec
+    from noizenet.corpus import load_corpus
+    from noizenet.corpus.stats import Moments, moments
+    from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
+    from noizenet.io import append_jsonl, atomic_write_json, write_jsonl
+    from noizenet.models import ModelSpec
+    from noizenet.run import Run, save_weights, versions
+    from noizenet.train.checkpoint import CheckpointStore, checkpoint_name, share_checkpoint
+    from noizenet.train.distributed import rank_device
+    from noizenet.train.encoded import EncodedTrack
+    from noizenet.train.streams import Streams
+    from noizenet.train.trainer import Trainer, rank_seed
+
+    config, info, complete = _prepare(dist, config, out, resume=resume, force=force, log=log)
+    if complete:
+        return Run.open(out) if dist.main else None
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    device = pick_device(config.train.device)
+    device = rank_device(config.train.device, dist)
 
+    # every rank reads the corpus; the decode cache (and the embedded corpus) is built by the
+    # first to take its lock, and the others find it built
     corpus = load_corpus(config.data, seed=config.seed, progress=progress, log=log)
     log(f"decode cache: {corpus.cache.summary()}")
     for track, reason in corpus.skipped:
@@ -183,7 +291,7 @@ def train(
     val_values = [values(t) for t in corpus.val]
     train_rms = Moments.combine(t.moments or moments(t.y) for t in corpus.train).rms
 
-    seed_everything(config.seed)
+    seed_everything(config.seed)  # the same initial weights on every rank
     spec = ModelSpec(
         cell=config.model.cell,
         hidden=config.model.hidden,
@@ -195,6 +303,8 @@ def train(
         embedding=config.model.embedding,
     )
     model = _build_model(spec)
+    if dist.enabled:  # each rank its own dropout masks (its streams are its own)
+        torch.manual_seed(rank_seed(config.seed, dist.rank))
     chunk = None if config.train.chunk == WHOLE_SONG else int(config.train.chunk)
     streams = Streams(
         train_values,
@@ -229,8 +339,14 @@ def train(
         raise NoizeNetError(f"{out / 'run.json'}: model {info.get('model')} does not match config")
     info["status"] = "training"
     info["device"] = str(device)
-    config.save(out / "config.toml")
-    atomic_write_json(out / "run.json", info)
+    info["precision"] = config.train.precision
+    info["distributed"] = {
+        "world_size": dist.world,
+        "backend": _backend_name(dist, device),
+    }
+    if dist.main:
+        config.save(out / "config.toml")
+        atomic_write_json(out / "run.json", info)
 
     trainer = Trainer(
         model,
@@ -240,9 +356,10 @@ def train(
         val_tracks=val_values,
         device=device,
         progress=progress,
+        dist=dist,
     )
     store = CheckpointStore(out / "checkpoints", keep=config.train.keep_checkpoints)
-    events = EventLog(out / "events.jsonl")
+    events = EventLog(out / "events.jsonl") if dist.main else None
 
     def record_metrics(tr: Trainer) -> None:
         if tr.history:
@@ -258,27 +375,35 @@ def train(
             info["metrics"] = {}
 
     if resume:
-        store.clean_temporaries()
-        ckpt = store.latest(log=log)
-        if ckpt is None:  # killed before the first checkpoint: nothing to keep
-            log(f"{out}: no usable checkpoint yet; training starts over")
-            events.truncate(0)
-            (out / "metrics.jsonl").unlink(missing_ok=True)
-            info["metrics"] = {}
-        else:
+        ckpt = None
+        if dist.main:  # rank 0 reads the checkpoint and hands it to the others
+            store.clean_temporaries()
+            ckpt = store.latest(log=log)
+        ckpt = share_checkpoint(dist, ckpt)
+        if ckpt is not None:
             try:
-                trainer.restore(ckpt)
+                trainer.restore(ckpt)  # any world size: the state is re-sliced to the ranks
             except CheckpointError as exc:
-                raise CheckpointError(f"{ckpt.path}: {exc}") from None
-            events.truncate(int(ckpt.meta.get("run", {}).get("events", 0)))
-            # lines logged after this checkpoint will be logged again, exactly once
-            write_jsonl(out / "metrics.jsonl", [r.record() for r in trainer.history])
-            record_metrics(trainer)
-            epoch, step = ckpt.position
-            log(f"resuming {out} at epoch {epoch + 1} step {step} from {ckpt.path}")
-            events.append({"event": "resumed", "epoch": epoch + 1, "step": step})
-        info.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        atomic_write_json(out / "run.json", info)
+                raise CheckpointError(f"{ckpt.path or 'checkpoint'}: {exc}") from None
+        if dist.main:
+            assert events is not None
+            if ckpt is None:  # killed before the first checkpoint: nothing to keep
+                log(f"{out}: no usable checkpoint yet; training starts over")
+                events.truncate(0)
+                (out / "metrics.jsonl").unlink(missing_ok=True)
+                info["metrics"] = {}
+            else:
+                events.truncate(int(ckpt.meta.get("run", {}).get("events", 0)))
+                # lines logged after this checkpoint will be logged again, exactly once
+                write_jsonl(out / "metrics.jsonl", [r.record() for r in trainer.history])
+                record_metrics(trainer)
+                epoch, step = ckpt.position
+                log(f"resuming {out} at epoch {epoch + 1} step {step} from {ckpt.path}")
+                events.append(
+                    {"event": "resumed", "epoch": epoch + 1, "step": step, "world_size": dist.world}
+                )
+            info.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            atomic_write_json(out / "run.json", info)
 
     def on_epoch(tr: Trainer, result: Any) -> None:
         record = result.record()
@@ -321,9 +446,10 @@ def train(
             record_metrics(tr)
             atomic_write_json(out / "run.json", info)
 
-    trainer.on_epoch.append(on_epoch)
-    trainer.on_checkpoint.append(on_checkpoint)
-    trainer.on_event.append(on_event)
+    if dist.main:  # rank 0 alone writes the run folder
+        trainer.on_epoch.append(on_epoch)
+        trainer.on_checkpoint.append(on_checkpoint)
+        trainer.on_event.append(on_event)
     if attach is not None:
         attach(trainer)
 
@@ -331,24 +457,32 @@ def train(
         with _stop_on_signals(trainer):
             trainer.fit()
     except TrainingInterruptedError as exc:
-        info["status"] = "interrupted"
-        atomic_write_json(out / "run.json", info)
-        events.append({"event": "interrupted", "epoch": trainer.epoch + 1, "step": trainer.step})
+        if dist.main:
+            assert events is not None
+            info["status"] = "interrupted"
+            atomic_write_json(out / "run.json", info)
+            events.append(
+                {"event": "interrupted", "epoch": trainer.epoch + 1, "step": trainer.step}
+            )
         name = checkpoint_name(trainer.epoch, trainer.step)
+        how = "torchrun ... -m noizenet" if dist.enabled else "noizenet"
         raise TrainingInterruptedError(
             f"{out}: {exc}; checkpoint saved (checkpoints/{name}). "
-            f"Resume with: noizenet train --resume {shlex.quote(str(out))}",
+            f"Resume with: {how} train --resume {shlex.quote(str(out))}",
             signum=exc.signum,
         ) from None
     except TrainingDivergedError as exc:
-        info["status"] = "diverged"
-        atomic_write_json(out / "run.json", info)
+        if dist.main:
+            info["status"] = "diverged"
+            atomic_write_json(out / "run.json", info)
         raise TrainingDivergedError(f"{out}: {exc}") from None
     except torch.cuda.OutOfMemoryError:
         raise NoizeNetError(
             f"{out}: out of GPU memory at epoch {trainer.epoch + 1} step {trainer.step}; "
             "start again with a smaller --batch, --chunk or --hidden"
         ) from None
+    if not dist.main:
+        return None
     info["status"] = "complete"
     atomic_write_json(out / "run.json", info)
     run = Run.open(out)
@@ -397,21 +531,32 @@ class EventLog:
         self.count = len(records)
 
 
+_SIGNAL_ECHO_S = 5.0
+
+
 @contextlib.contextmanager
 def _stop_on_signals(trainer: Any) -> Iterator[None]:
     """SIGINT/SIGTERM ask the trainer to checkpoint and stop at the next step boundary; a second
-    signal stops at once (KeyboardInterrupt). Handlers only exist in the main thread."""
+    signal stops at once (KeyboardInterrupt). Handlers only exist in the main thread.
+
+    Under torchrun one Ctrl-C arrives twice (from the terminal, and forwarded by torchrun's
+    agent): a repeat within ``_SIGNAL_ECHO_S`` counts as the same request.
+    """
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    first = [0.0]
 
     def handler(signum: int, frame: Any) -> None:
         if trainer.stop_signal:
+            if trainer.dist.enabled and time.monotonic() - first[0] < _SIGNAL_ECHO_S:
+                return
             raise KeyboardInterrupt
         trainer.stop_signal = signum
+        first[0] = time.monotonic()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -443,6 +588,13 @@ def _check_same_corpus(out: Path, info: dict[str, Any], corpus: Any) -> None:
                 f"({len(then)} then, {len(now)} now, or different files/lengths); "
                 "a resumed run needs the same data"
             )
+
+
+def _backend_name(dist: Any, device: Any) -> str | None:
+    """The backend that carries this run's gradients, for ``run.json``."""
+    if not dist.enabled:
+        return None
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def _build_model(spec: Any) -> Any:

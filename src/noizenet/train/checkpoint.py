@@ -86,6 +86,22 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(tensors, trainer, path)
 
 
+def share_checkpoint(dist: Any, ckpt: Checkpoint | None) -> Checkpoint | None:
+    """Rank 0's checkpoint (or None) on every rank, sent as safetensors bytes and JSON, never
+    pickled; only rank 0 needs to see the run folder."""
+    if not dist.enabled:
+        return ckpt
+    from safetensors.torch import load, save
+
+    meta = dist.broadcast_json(None if ckpt is None else ckpt.meta)
+    if meta is None:
+        return None
+    data = dist.broadcast_bytes(save(ckpt.tensors) if ckpt is not None else None)
+    if ckpt is not None:
+        return ckpt
+    return Checkpoint(load(data), meta)
+
+
 # -- flattening torch objects into named tensors + JSON --------------------------------------
 def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Optimizer state as ``optim.<param>.<key>`` tensors, hyper-parameters as JSON."""

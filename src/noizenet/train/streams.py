@@ -36,10 +36,19 @@ class Batch:
     mask: np.ndarray  # (B, T) bool, False on padding
     reset: np.ndarray  # (B,) bool: zero this stream's state before the step
     step: int  # index of this step within the epoch
+    # samples (unmasked positions) in this step over ALL ranks' streams: the loss is normalised
+    # by it, so that summing the ranks' gradients gives the whole batch's mean (-1: ``samples``)
+    total: int = -1
 
     @property
     def samples(self) -> int:
+        """Samples in this rank's streams."""
         return int(self.mask.sum())
+
+    @property
+    def total_samples(self) -> int:
+        """Samples in the whole (global) batch of this step."""
+        return self.total if self.total >= 0 else self.samples
 
 
 class Streams:
@@ -131,13 +140,26 @@ class Streams:
     def epoch(
         self, epoch: int, *, seed: int, start_step: int = 0, rank: int = 0, world: int = 1
     ) -> Iterator[Batch]:
-        """Yield the batches of one epoch, from ``start_step``, for this rank's streams."""
-        chunks, plan = self._plan(epoch, seed)
-        plan = plan[:, rank::world]
-        for step in range(start_step, plan.shape[0]):
-            yield self._batch(chunks, plan[step], step, first_step=(step == 0))
+        """Yield the batches of one epoch, from ``start_step``, for this rank's streams.
 
-    def _batch(self, chunks: np.ndarray, rows: np.ndarray, step: int, first_step: bool) -> Batch:
+        Rank ``rank`` of ``world`` takes streams ``rank, rank + world, ...`` of the global plan:
+        the ranks' streams are disjoint and together they are the whole batch.
+        """
+        if self.batch % world:
+            raise ValueError(f"{self.batch} streams cannot be shared evenly by {world} ranks")
+        chunks, full = self._plan(epoch, seed)
+        plan = full[:, rank::world]
+        # samples per step over every rank's streams (the same on every rank)
+        active = full >= 0
+        totals = np.where(active, chunks[np.where(active, full, 0), 2], 0).sum(axis=1)
+        for step in range(start_step, plan.shape[0]):
+            yield self._batch(
+                chunks, plan[step], step, first_step=(step == 0), total=int(totals[step])
+            )
+
+    def _batch(
+        self, chunks: np.ndarray, rows: np.ndarray, step: int, first_step: bool, total: int = -1
+    ) -> Batch:
         active = rows >= 0
         song = np.where(active, chunks[rows, 0], 0)
         start = np.where(active, chunks[rows, 1], 0)
@@ -153,4 +175,4 @@ class Streams:
             x[b, :n] = v[:n]
             y[b, :n] = v[1:]
         reset = first | first_step | self.stateless | ~active
-        return Batch(x=x, y=y, mask=mask, reset=reset, step=step)
+        return Batch(x=x, y=y, mask=mask, reset=reset, step=step, total=total)

@@ -16,10 +16,17 @@ row, the trainer rolls back to its last checkpoint with the learning rate halved
 ``max_rollbacks`` rollbacks that do not reach a new checkpoint it stops with
 :class:`~noizenet.errors.TrainingDivergedError`. Checkpoints are only taken right after a good step,
 so every checkpoint is a valid rollback target.
+
+Scale-out (``dist``, see :mod:`noizenet.train.distributed`): each rank trains its share of the
+streams, gradients are summed over ranks so that the update is the single-process update on the
+whole batch, and every decision (skip, roll back, stop) is taken on reduced values that all
+ranks share. ``cfg.precision`` runs the forward pass under autocast (bf16, or fp16 with a
+gradient scaler); ``cfg.compile`` runs it through ``torch.compile``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -40,6 +47,7 @@ from noizenet.train.checkpoint import (
     rng_from_flat,
     rng_to_flat,
 )
+from noizenet.train.distributed import SINGLE, Dist
 from noizenet.train.streams import Batch, Streams
 
 
@@ -69,6 +77,37 @@ def pick_device(name: str = "auto") -> torch.device:
     elif device.type == "mps" and not mps:
         raise NoizeNetError("train.device: mps is not available on this machine; use auto or cpu")
     return device
+
+
+def check_precision(precision: str, device: torch.device, *, cell: str = "lstm") -> None:
+    """Refuse, in one line, a precision this device cannot train ``cell`` in.
+
+    Tried rather than listed: what autocast supports depends on the device, the PyTorch build
+    and the CPU (oneDNN has a bf16 LSTM, but no fp16 one on most CPUs).
+    """
+    from noizenet.errors import ConfigError
+
+    dtype = AMP_DTYPES[precision]
+    if dtype is None:
+        return
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"train.precision: {device} has no bf16 support; use fp16 or fp32")
+    from noizenet.models import ModelSpec, NoizeNet
+
+    probe = NoizeNet(ModelSpec(cell=cell, hidden=4, dropout=0.0)).to(device)
+    x = torch.zeros(2, 3, 1, device=device)
+    try:
+        with torch.autocast(device.type, dtype=dtype):
+            pred, _ = probe(x)
+        pred.float().sum().backward()
+    except (RuntimeError, TypeError, ValueError) as exc:
+        from noizenet.tensorfile import one_line
+
+        raise ConfigError(
+            f"train.precision: {precision} {cell.upper()} training does not run on "
+            f"{device.type} here ({one_line(exc, 120)}); use "
+            f"{'bf16 or fp32' if precision == 'fp16' else 'fp32'}"
+        ) from None
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -173,6 +212,7 @@ class Trainer:
     val_tracks: list[np.ndarray] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = True
+    dist: Dist = SINGLE  # this process's rank among the run's processes (torchrun)
     on_step: list[Callable[[Trainer, Batch, float], None]] = field(default_factory=list)
     on_epoch: list[Callable[[Trainer, EpochResult], None]] = field(default_factory=list)
     # (trainer, checkpoint, is the best by validation loss so far)
@@ -182,7 +222,20 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.model.to(self.device)
+        if self.device.type == "cuda":
+            self.model.rnn.flatten_parameters()  # one contiguous weight block: cuDNN's fast path
+        if self.dist.enabled:
+            if self.cfg.batch % self.dist.world:
+                raise ValueError(f"{self.cfg.batch} streams cannot be shared by {self.dist.world}")
+            with torch.no_grad():  # every rank starts from rank 0's weights
+                for p in self.model.parameters():
+                    self.dist.broadcast_tensor(p)
         self.optimizer = make_optimizer(self.model, self.cfg)
+        self.amp_dtype = AMP_DTYPES[self.cfg.precision]
+        # fp16 needs loss scaling (its gradients underflow); bf16 has fp32's range and does not
+        self.scaler = make_grad_scaler(self.device, enabled=self.cfg.precision == "fp16")
+        # the compiled module shares the model's parameters; checkpoints read self.model
+        self.forward = torch.compile(self.model) if self.cfg.compile else self.model
         # a categorical head is trained with cross-entropy whatever train.loss says
         self.loss_name = "ce" if self.model.spec.categorical else self.cfg.loss
         self.loss_fn = elementwise_loss(self.loss_name)
@@ -201,6 +254,7 @@ class Trainer:
         self.stop_signal = 0  # set (e.g. by a signal handler) to stop at the next step boundary
         self._pending = False  # a checkpoint is due at the next good step boundary
         self._saved_at: tuple[int, int] | None = None  # position of the last checkpoint
+        self._stop_agreed = False  # distributed: some rank was asked to stop (all stop together)
 
     # -- one step ----------------------------------------------------------------------------
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -209,25 +263,41 @@ class Trainer:
     def train_step(self, batch: Batch) -> float | None:
         """Forward, masked loss, backward, clip, update. Returns the loss, or None if skipped.
 
-        A non-finite loss or gradient never reaches the weights: the step is skipped.
+        A non-finite loss or gradient never reaches the weights: the step is skipped. With
+        several ranks the returned loss is the whole batch's, the same on every rank.
         """
         x, y = self._tensor(batch.x), self._tensor(batch.y)
         mask = self._tensor(batch.mask).to(x.dtype)
         if self.state is None:
             self.state = self.model.init_state(x.shape[0], self.device)
         state = reset_streams(self.state, self._tensor(batch.reset))
-        pred, state = self.model(x, state)
-        loss = (self.loss_fn(pred, y) * mask).sum() / mask.sum().clamp_min(1.0)
+        with self._autocast():
+            pred, state = self.forward(x, state)
+        # the loss in fp32 whatever the forward's precision; divided by the samples of the WHOLE
+        # batch (all ranks), so that the ranks' gradients sum to the single-process gradient
+        total = max(float(batch.total_samples), 1.0)
+        loss = (self.loss_fn(pred.float(), y) * mask).sum() / total
         # a non-finite carried state would poison its stream for the rest of the song (and a
         # reset multiplies it by 0, which keeps NaN): zero such entries; finite ones are untouched
-        self.state = _finite_state(detach_state(state))
-        if not torch.isfinite(loss):
+        self.state = _finite_state(_as_float32(detach_state(state)))
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.dist.enabled:
+            # every rank takes part in the reduction, whatever its own loss: decisions are taken
+            # on the reduced loss and gradients, which every rank shares
+            self.scaler.scale(loss).backward()
+            value = self._reduce(loss.detach())
+        else:
+            if not torch.isfinite(loss):
+                self.skip_reason = "non-finite loss"
+                return None
+            self.scaler.scale(loss).backward()
+            value = float(loss.detach())
+        if not math.isfinite(value):
             self.optimizer.zero_grad(set_to_none=True)
             self.skip_reason = "non-finite loss"
             return None
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         params = list(self.model.parameters())
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients (no-op without fp16)
         if self.cfg.clip_mode == "value":
             nn.utils.clip_grad_value_(params, self.cfg.clip)
             finite = _all_finite(p.grad for p in params if p.grad is not None)
@@ -236,18 +306,52 @@ class Trainer:
             finite = bool(torch.isfinite(norm))
         else:
             finite = _all_finite(p.grad for p in params if p.grad is not None)
-        if not finite:
+        if self.scaler.is_enabled():
+            # fp16: an overflowing gradient is the scaler's business, not the NaN guard's: it
+            # skips the update and lowers the scale, as it routinely does while finding one
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        elif not finite:
             self.optimizer.zero_grad(set_to_none=True)
             self.skip_reason = "non-finite gradient"
             return None
-        self.optimizer.step()
+        else:
+            self.optimizer.step()
         if not _all_finite(params):
             # finite gradients can still overflow the weights (a huge learning rate): the step
             # cannot be skipped any more, only undone by rolling back
             self.poisoned = True
             self.skip_reason = "non-finite weights after the update"
             return None
-        return float(loss.detach())
+        return value
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _reduce(self, loss: torch.Tensor) -> float:
+        """Sum gradients, loss and stop requests over ranks in ONE all-reduce; return the loss.
+
+        Gradients of this rank's loss (its samples / the whole batch's) summed over ranks are the
+        single-process gradient; every rank then holds identical gradients, so clipping, the NaN
+        guard and the update agree on every rank without another message.
+        """
+        params = list(self.model.parameters())
+        for p in params:
+            if p.grad is None:  # an unused parameter: the buckets must line up across ranks
+                p.grad = torch.zeros_like(p)
+        grads = [p.grad for p in params]
+        stop = torch.tensor([1.0 if self.stop_signal else 0.0], device=loss.device)
+        flat = torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1).float(), stop])
+        self.dist.all_reduce_sum(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+        if float(flat[-1]) > 0:
+            self._stop_agreed = True
+        return float(flat[-2])
 
     # -- epochs ------------------------------------------------------------------------------
     def train_epoch(self) -> EpochResult:
@@ -274,11 +378,17 @@ class Trainer:
             initial=self.step,
             desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
             unit="step",
-            disable=not self.progress,
+            disable=not (self.progress and self.dist.main),
         ) as bar:
-            for batch in self.streams.epoch(self.epoch, seed=self.seed, start_step=self.step):
+            for batch in self.streams.epoch(
+                self.epoch,
+                seed=self.seed,
+                start_step=self.step,
+                rank=self.dist.rank,
+                world=self.dist.world,
+            ):
                 loss = self.train_step(batch)
-                n = batch.samples
+                n = batch.total_samples  # every rank counts the whole batch, as one process would
                 if loss is None:
                     acc.skipped += 1
                 else:
@@ -353,15 +463,18 @@ class Trainer:
             return
         if self._pending:
             self._save(best=best)
-        if self.stop_signal and self.epoch < self.cfg.epochs:
+        import signal
+
+        # several ranks stop only on a request they all know of (it travels in the step's
+        # all-reduce), so that they all save the same checkpoint and stop at the same step
+        stop = self.stop_signal if not self.dist.enabled else self._stop_agreed
+        if stop and self.epoch < self.cfg.epochs:
             if self._saved_at != (self.epoch, self.step):
                 self._save()
-            import signal
-
-            name = signal.Signals(self.stop_signal).name
+            name = signal.Signals(self.stop_signal or signal.SIGTERM).name
             raise TrainingInterruptedError(
                 f"stopped by {name} at epoch {self.epoch + 1} step {self.step}",
-                signum=self.stop_signal,
+                signum=self.stop_signal or signal.SIGTERM,
             )
 
     def _save(self, *, best: bool = False) -> None:
@@ -432,11 +545,14 @@ class Trainer:
         rng_tensors, rng_meta = rng_to_flat()
         tensors.update(optim_tensors)
         tensors.update(rng_tensors)
+        if self.dist.enabled:  # every rank's dropout generator, to continue each exactly
+            tensors.update(self._rank_rngs())
         if self.state is not None:
+            # the whole batch's state (all ranks' streams), so any number of ranks can resume it
             h, c = self.state if isinstance(self.state, tuple) else (self.state, None)
-            tensors["state.h"] = h.detach().cpu().clone()
+            tensors["state.h"] = self.dist.gather_streams(h.detach()).cpu().clone()
             if c is not None:
-                tensors["state.c"] = c.detach().cpu().clone()
+                tensors["state.c"] = self.dist.gather_streams(c.detach()).cpu().clone()
         acc = self.progress_acc
         meta = {
             "epoch": self.epoch,
@@ -457,8 +573,32 @@ class Trainer:
             "spec": self.model.spec.to_dict(),
             "seed": self.seed,
             "steps_per_epoch": self.streams.steps_per_epoch(),
+            "world_size": self.dist.world,
         }
+        if self.scaler.is_enabled():
+            meta["grad_scaler"] = self.scaler.state_dict()
         return Checkpoint(tensors, meta)
+
+    def _rank_rngs(self) -> dict[str, torch.Tensor]:
+        """Every rank's torch generator states, stacked in rank order (collective)."""
+        out = {"rng.ranks.torch": self.dist.gather_rows(torch.get_rng_state())}
+        if self.device.type == "cuda":
+            state = torch.cuda.get_rng_state(self.device).to(self.device)
+            out["rng.ranks.cuda"] = self.dist.gather_rows(state).cpu()
+        return out
+
+    def _restore_rank_rngs(self, ckpt: Checkpoint) -> None:
+        """This rank's generators: its own saved state when the checkpoint was made by as many
+        ranks, else a fresh stream of its own (deterministic from seed, rank and step)."""
+        t = ckpt.tensors
+        ranks = t.get("rng.ranks.torch")
+        if ranks is not None and ranks.shape[0] == self.dist.world:
+            torch.set_rng_state(ranks[self.dist.rank].clone())
+            cuda = t.get("rng.ranks.cuda")
+            if cuda is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(cuda[self.dist.rank].clone(), self.device)
+        elif self.dist.enabled:
+            torch.manual_seed(rank_seed(self.seed, self.dist.rank, int(ckpt.meta["global_step"])))
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue from ``ckpt`` exactly: weights, optimizer, position, hidden state, RNGs.
@@ -483,13 +623,19 @@ class Trainer:
             from noizenet.tensorfile import one_line
 
             raise CheckpointError(f"checkpoint does not fit this run ({one_line(exc)})") from None
-        state = ckpt.section("state")
+        if int(m.get("world_size", 1)) > 1 or self.dist.enabled:
+            self._restore_rank_rngs(ckpt)
+        if "grad_scaler" in m and self.scaler.is_enabled():
+            self.scaler.load_state_dict(m["grad_scaler"])
+        # the saved state is the whole batch's: this rank takes its own streams
+        saved = ckpt.section("state")
+        state = {k: self.dist.my_streams(v).to(self.device) for k, v in saved.items()}
         if not state:
             self.state = None
         elif "c" in state:
-            self.state = (state["h"].to(self.device), state["c"].to(self.device))
+            self.state = (state["h"], state["c"])
         else:
-            self.state = state["h"].to(self.device)
+            self.state = state["h"]
         self.epoch, self.step, self.global_step = epoch, step, global_step
         self.progress_acc = progress
         self.history = history
@@ -499,13 +645,24 @@ class Trainer:
         self.last_good = ckpt
         self._saved_at = ckpt.position
         self._pending = False
+        self._stop_agreed = False
 
     @torch.no_grad()
     def validate(self) -> float | None:
-        """Mean loss of teacher-forced next-sample prediction over the validation tracks."""
+        """Mean loss of teacher-forced next-sample prediction over the validation tracks.
+
+        Several ranks share the tracks out (rank r takes tracks r, r + W, ...) and add up their
+        loss sums and sample counts: the same mean as one process over every track.
+        """
         if not self.val_tracks:
             return None
-        return sequence_loss(self.model, self.val_tracks, self.loss_name, device=self.device)
+        mine = self.val_tracks[self.dist.rank :: self.dist.world]
+        total, count = sequence_loss_sum(self.model, mine, self.loss_name, device=self.device)
+        if self.dist.enabled:
+            sums = torch.tensor([total, float(count)], dtype=torch.float64, device=self.device)
+            self.dist.all_reduce_sum(sums)
+            total, count = float(sums[0]), int(sums[1])
+        return total / max(count, 1)
 
 
 def _all_finite(tensors: Any) -> bool:
@@ -514,22 +671,55 @@ def _all_finite(tensors: Any) -> bool:
     return bool(torch.stack(flags).all()) if flags else True
 
 
+AMP_DTYPES: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
+def make_grad_scaler(device: torch.device, *, enabled: bool) -> Any:
+    """A gradient scaler for ``device`` (inert when not ``enabled``)."""
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        return torch.amp.GradScaler(device.type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
+
+
+def _as_float32(state: State) -> State:
+    """The carried state is kept in fp32 (autocast may hand it back in bf16 or fp16)."""
+    if isinstance(state, tuple):
+        return tuple(s.float() for s in state)  # type: ignore[return-value]
+    return state.float()
+
+
 def _finite_state(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(torch.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0) for s in state)  # type: ignore[return-value]
     return torch.nan_to_num(state, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The torch seed of one rank's own random numbers (its dropout masks)."""
+    return int(np.random.SeedSequence([seed, rank, step, 0xD15]).generate_state(1)[0])
+
+
+def sequence_loss(model: NoizeNet, tracks: list[np.ndarray], loss: str, **options: Any) -> float:
+    """Per-sample loss of one-step prediction over whole tracks, state carried across chunks
+    (``options``: ``device``, ``chunk``, as :func:`sequence_loss_sum` takes them)."""
+    total, count = sequence_loss_sum(model, tracks, loss, **options)
+    return total / max(count, 1)
+
+
 @torch.no_grad()
-def sequence_loss(
+def sequence_loss_sum(
     model: NoizeNet,
     tracks: list[np.ndarray],
     loss: str,
     *,
     device: torch.device | str = "cpu",
     chunk: int = 65536,
-) -> float:
-    """Per-sample loss of one-step prediction over whole tracks, state carried across chunks."""
+) -> tuple[float, int]:
+    """(sum of per-sample losses, samples) of one-step prediction over whole tracks."""
     was_training = model.training
     model.eval()
     fn = elementwise_loss(loss)
@@ -544,4 +734,4 @@ def sequence_loss(
             total += float(fn(pred, y).sum())
             count += x.shape[1]
     model.train(was_training)
-    return total / max(count, 1)
+    return total, count
