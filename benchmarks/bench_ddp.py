@@ -1,8 +1,8 @@
 """Training throughput on 1 and 2 (or more) gloo processes on the CPU, in the same run.
 
-    PYTHONPATH=src python benchmarks/bench_ddp.py                       # hidden 50, worlds 1 and 2
+    PYTHONPATH=src python benchmarks/bench_ddp.py                   # hidden 50, worlds 1 and 2
     PYTHONPATH=src python benchmarks/bench_ddp.py --hidden 50,512 --worlds 1
-        --precision bf16 --compile --json                                # one process, bf16, compiled
+        --precision bf16 --compile --json                            # one process, bf16, compiled
 
 Every world size trains the same synthetic audio with the same GLOBAL batch (``--batch``
 streams of ``--chunk`` samples; with W processes each takes batch / W streams) through the
@@ -59,9 +59,7 @@ def worker(rank: int, world: int, port: int, opts: dict[str, Any], results: Any)
         torch.manual_seed(0)
         model = NoizeNet(ModelSpec(hidden=opts["hidden"], dropout=0.0))
         cfg = TrainConfig(batch=batch, precision=opts["precision"], compile=opts["compile"])
-        trainer = Trainer(
-            model, streams, cfg, progress=False, dist=Dist(rank, world, rank)
-        )
+        trainer = Trainer(model, streams, cfg, progress=False, dist=Dist(rank, world, rank))
         batches = list(streams.epoch(0, seed=0, rank=rank, world=world))
         warm, timed = batches[: opts["warmup"]], batches[opts["warmup"] :]
         samples = sum(b.total_samples for b in timed)
@@ -97,7 +95,7 @@ def main() -> None:
     ap.add_argument("--hidden", default="50", help="comma-separated hidden sizes (default 50)")
     ap.add_argument("--worlds", default="1,2", help="process counts to compare (default 1,2)")
     ap.add_argument("--batch", type=int, default=32, help="global batch: streams (default 32)")
-    ap.add_argument("--chunk", type=int, default=1024, help="samples per chunk (default 1024)")
+    ap.add_argument("--chunk", type=int, default=256, help="samples per chunk (default 256)")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per round (default 4)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     ap.add_argument("--repeats", type=int, default=3, help="rounds; the median is kept")

@@ -95,7 +95,7 @@ def test_uniform_model_scores_log2_levels_bits():
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("temps, top_p", [((1.0, 1.0), 1.0), ((1.2, 0.5), 0.9), ((0.0, 0.0), 1)])
-@pytest.mark.parametrize("path, streams", [("per-stream", 3), ("batched", 2), ("batched", 5)])
+@pytest.mark.parametrize("path, streams", [("per-stream", 3), ("split", 2), ("blas", 5)])
 def test_categorical_kernel_samples_exactly_what_pytorch_does(cell, temps, top_p, path, streams):
     torch.manual_seed(0)
     model = NoizeNet(ModelSpec(cell=cell, hidden=12, layers=2, levels=32, embedding=6)).eval()
@@ -116,7 +116,7 @@ def test_categorical_kernel_samples_exactly_what_pytorch_does(cell, temps, top_p
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
-@pytest.mark.parametrize("path, streams", [("per-stream", 2), ("batched", 2), ("batched", 5)])
+@pytest.mark.parametrize("path, streams", [("per-stream", 2), ("split", 2), ("blas", 5)])
 def test_vector_regression_kernel_matches_pytorch(cell, path, streams):
     torch.manual_seed(0)
     model = NoizeNet(ModelSpec(cell=cell, hidden=10, in_dim=6, out_dim=6)).eval()

@@ -6,9 +6,12 @@ import torch
 from noizenet.errors import NoizeNetError
 from noizenet.generate import generate, reproduce
 from noizenet.generate.kernels import (
+    BATCHED_FROM_HIDDEN,
     BLAS_FROM_STREAMS,
+    STREAM_TILE,
     Injection,
     _exp_nonpositive,
+    _schedule,
     _tanh,
     kernel_weights,
     run,
@@ -20,9 +23,8 @@ from noizenet.models import ModelSpec, NoizeNet
 INJECTIONS = [None, "periodic:7", "stall:5:0.5:0.3"]
 
 
-# the schedules: one stream per core; time outermost with a few streams (split products) and
-# with many (BLAS products)
-SCHEDULES = [("per-stream", 3), ("batched", 2), ("batched", BLAS_FROM_STREAMS + 1)]
+# the schedules, each with the number of streams it is meant for
+SCHEDULES = [("per-stream", 3), ("split", 2), ("blas", 5)]
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -56,15 +58,22 @@ def test_kernel_state_continues_across_calls(path, streams):
 
 
 def test_schedules_agree_on_a_large_model():
-    """The batched schedule's column blocks and stream tiles, at a size that has several."""
+    """Column blocks and stream tiles at a size that has several of each; auto picks each."""
     torch.manual_seed(0)
-    w = kernel_weights(NoizeNet(ModelSpec(cell="lstm", hidden=200)).eval())
-    x = np.random.default_rng(2).standard_normal((9, 30)).astype(np.float32)
+    w = kernel_weights(NoizeNet(ModelSpec(cell="lstm", hidden=BATCHED_FROM_HIDDEN)).eval())
+    x = np.random.default_rng(2).standard_normal((BLAS_FROM_STREAMS, 30)).astype(np.float32)
     ref = run(w, x, 50, path="per-stream")
-    for streams in (1, 2, 9):
-        got = run(w, x[:streams], 50, path="batched")
+    for streams, path in [(1, "split"), (STREAM_TILE + 1, "split"), (2, "blas")]:
+        got = run(w, x[:streams], 50, path=path)
         np.testing.assert_allclose(got[0], ref[0][:streams], atol=1e-5)
         np.testing.assert_allclose(got[1], ref[1][:streams], atol=1e-5)
+    assert [_schedule(w, b, "auto") for b in (1, 2, BLAS_FROM_STREAMS)] == [
+        "split",
+        "per-stream",
+        "blas",
+    ]
+    small = kernel_weights(NoizeNet(ModelSpec(hidden=50)).eval())
+    assert _schedule(small, 1, "auto") == _schedule(small, 64, "auto") == "per-stream"
 
 
 def test_unknown_schedule_is_refused():

@@ -179,7 +179,9 @@ class TrainConfig:
         minimum=1,
         maximum=65536,
     )
-    chunk: int | str = _f(1024, "truncated-BPTT length L in samples, or 'whole-song'")
+    # 32 x 256: the CPU throughput plateau (benchmarks/sweep_training.py): about 8 k samples per
+    # step keep the step's activations in cache; 32 x 1024 trains 30% slower on 2 cores
+    chunk: int | str = _f(256, "truncated-BPTT length L in samples, or 'whole-song'")
     stateless: bool = _f(
         False,
         "reset the hidden state before every chunk and shuffle chunks "

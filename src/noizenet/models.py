@@ -62,7 +62,7 @@ class NoizeNet(nn.Module):
             dropout=spec.dropout if spec.layers > 1 else 0.0,
             **kwargs,
         )
-        self.drop = nn.Dropout(spec.dropout)
+        self.drop = OutputDropout(spec.dropout)
         self.head = nn.Linear(spec.hidden, spec.levels if spec.categorical else spec.out_dim)
 
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
@@ -84,6 +84,23 @@ class NoizeNet(nn.Module):
         """x: (batch, in_dim) -> y: (batch, out_dim), next state: one sample at a time."""
         y, state = self.forward(x.unsqueeze(1), state)
         return y.squeeze(1), state
+
+
+class OutputDropout(nn.Dropout):
+    """Dropout that draws its mask with ``torch.rand`` on the CPU.
+
+    PyTorch's CPU dropout draws with ``bernoulli_``, 3x slower than ``rand`` and a threshold:
+    at hidden 50 it was 28% of a training step. Same distribution, same generator; CUDA and
+    other devices keep the fused kernel.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        if self.p == 1:
+            return x * 0
+        keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 even under autocast
+        return x * keep * (1.0 / (1.0 - self.p))
 
 
 def detach_state(state: State) -> State:

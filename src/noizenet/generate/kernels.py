@@ -5,18 +5,17 @@ PyTorch each step costs tens of microseconds of framework overhead, far more tha
 at hidden 50; here the whole loop, noise injection and sampling included, is compiled code. It is
 tested against :meth:`noizenet.models.NoizeNet.step` on the same weights (see tests).
 
-Two schedules compute the same thing:
+Three schedules compute the same thing:
 
-- *per stream* (small models, few streams): each stream runs its whole loop on one core,
-  ``prange`` over streams. At hidden 50 a step is ~10 k multiply-adds, so anything but
-  straight-line compiled code (a thread hand-off, a BLAS call) would cost more than the
-  arithmetic.
-- *batched* (large models or many streams): time is the outer loop, and every step multiplies
-  all streams' states by each weight matrix at once, so a weight read from cache serves every
-  stream. One to three streams split each product into one column block per core (at hidden
-  512 a step reads 4 MB of weights, which bounds one core); from ``BLAS_FROM_STREAMS`` streams
-  the products are GEMMs, done by BLAS, with the time loop in Python (a millisecond of BLAS per
-  step against microseconds of interpreter).
+- ``per-stream``: each stream runs its whole loop on one core, ``prange`` over streams. At
+  hidden 50 a step is ~10 k multiply-adds, so anything but straight-line compiled code (a thread
+  hand-off, a BLAS call) would cost more than the arithmetic.
+- ``split``: time is the outer loop and each product is split into one column block per core,
+  read once for all streams. At hidden 512 a step reads 4 MB of weights, which bounds one core;
+  this is how one stream of a large model uses them all.
+- ``blas``: time is the outer loop, in Python, and each step's products are GEMMs over all
+  streams, done by BLAS (a millisecond per step at hidden 512 x 64 streams, against
+  microseconds of interpreter).
 
 Speed comes from the layout more than from the loops: weights are stored transposed, so the
 matrix-vector products run along contiguous rows (``g[r] += W_t[k, r] * x[k]``) and vectorise
@@ -42,12 +41,11 @@ INJECT_NONE = 0
 INJECT_PERIODIC = 1  # every K steps the fed-back value is multiplied by a draw from N(-1, 1)
 INJECT_STALL = 2  # when the last M outputs span less than EPS, add N(0, SIGMA) noise
 
-# ``path="auto"`` takes the batched schedule from this hidden size or this many streams
-# (measured per core: at hidden 128 one stream split across cores beats one core; at 16 streams
-# BLAS beats one stream per core, at hidden 50 and above).
-BATCHED_FROM_HIDDEN = 128
-BATCHED_FROM_STREAMS = 16
-BLAS_FROM_STREAMS = 4  # the batched schedule multiplies with BLAS from this many streams
+# ``path="auto"`` (measured by wall clock on 2 cores, see the speed issue's note): below this
+# hidden size one stream per core always wins; at it, one stream splits its products across the
+# cores, and from ``BLAS_FROM_STREAMS`` streams BLAS multiplies them all at once.
+BATCHED_FROM_HIDDEN = 256
+BLAS_FROM_STREAMS = 16
 STREAM_TILE = 8  # streams that share one pass over a weight slice
 
 FAST = {"cache": True, "fastmath": True, "error_model": "numpy"}
@@ -281,10 +279,14 @@ def _matmul_split(w_t, bias, xs, outs, blocks):
         _gemm_columns(w_t, bias, xs, outs, min(blk * width, GH), min((blk + 1) * width, GH))
 
 
-@numba.njit(parallel=True, **FAST)
+@numba.njit(**FAST)
 def _cells(cell, gx, gh, h, c):
-    """Every stream's cell update from its pre-activations, in place: h, c (B, H)."""
-    for s in numba.prange(h.shape[0]):
+    """Every stream's cell update from its pre-activations, in place: h, c (B, H).
+
+    Serial on purpose, like the other per-step helpers of the split and BLAS schedules: a few
+    percent of a step, and idle numba workers spinning beside BLAS's threads cost BLAS 5x.
+    """
+    for s in range(h.shape[0]):
         _cell(cell, gx[s], gh[s], h[s], h[s], c[s], 0, h.shape[1])
 
 
@@ -503,8 +505,8 @@ def _gate_buffers(B, GH):
     )
 
 
-# The batched schedule: time outermost. A few streams loop in compiled code; many streams loop
-# here in Python, as each step's BLAS products take a millisecond against microseconds of overhead.
+# The split and BLAS schedules: time outermost. The split loop is compiled; the BLAS loop is
+# Python, as each step's BLAS products take a millisecond against microseconds of overhead.
 @numba.njit(**FAST)
 def _inject_streams(mode, j, y, feed, noise, ring, filled, period, eps, sigma):
     """:func:`_inject` for every stream: y, feed, noise (B, D); ring (B, window, D)."""
@@ -513,17 +515,17 @@ def _inject_streams(mode, j, y, feed, noise, ring, filled, period, eps, sigma):
                             sigma)  # fmt: skip
 
 
-@numba.njit(parallel=True, **FAST)
+@numba.njit(**FAST)
 def _expected_streams(logits, level_values, z, probs, bits, pred):
-    for s in numba.prange(logits.shape[0]):
+    for s in range(logits.shape[0]):
         pred[s] = _expected(logits[s], level_values, z[s], probs[s], bits[s])
 
 
-@numba.njit(parallel=True, **FAST)
+@numba.njit(**FAST)
 def _sample_streams(logits, j, n_free, temp_start, temp_end, top_p, u, z, probs, bits, feed):
     """Draw every stream's class for free-running step j (temperature on its schedule)."""
     frac = j / (n_free - 1) if n_free > 1 else 0.0
-    for s in numba.prange(logits.shape[0]):
+    for s in range(logits.shape[0]):
         temp = temp_start[s] + (temp_end[s] - temp_start[s]) * frac
         feed[s] = _sample(logits[s], temp, top_p, u[s], z[s], probs[s], bits[s])
 
@@ -679,12 +681,19 @@ def _initial_state(weights: KernelWeights, B: int, state: tuple | None) -> tuple
     return tuple(np.array(s, dtype=np.float32, copy=True) for s in state)
 
 
-def _batched(weights: KernelWeights, streams: int, path: str) -> bool:
-    if path not in ("auto", "per-stream", "batched"):
-        raise ValueError(f"path must be auto, per-stream or batched, not {path!r}")
-    if path == "auto":
-        return weights.hidden >= BATCHED_FROM_HIDDEN or streams >= BATCHED_FROM_STREAMS
-    return path == "batched"
+SCHEDULES = ("auto", "per-stream", "split", "blas")
+
+
+def _schedule(weights: KernelWeights, streams: int, path: str) -> str:
+    if path not in SCHEDULES:
+        raise ValueError(f"path must be one of {', '.join(SCHEDULES)}, not {path!r}")
+    if path != "auto":
+        return path
+    if weights.hidden < BATCHED_FROM_HIDDEN:
+        return "per-stream"
+    if streams == 1:
+        return "split"
+    return "blas" if streams >= BLAS_FROM_STREAMS else "per-stream"
 
 
 def run(
@@ -702,8 +711,8 @@ def run(
     ``forced`` is (B, T) for one value per step or (B, T, D) for vectors (FFT blocks).
     Returns (pred, out, state): one-step predictions of the forced part (shaped like
     ``forced``), the free-running output (B, n_free[, D]) and the final state. ``path`` picks
-    the schedule (``per-stream`` or ``batched``; ``auto`` by hidden size and streams): the
-    results agree to float32 rounding.
+    the schedule (``per-stream``, ``split`` or ``blas``; ``auto`` by hidden size and streams):
+    the results agree to float32 rounding.
     """
     injection = injection or Injection()
     forced = np.asarray(forced, dtype=np.float32)
@@ -726,9 +735,10 @@ def run(
         injection.mode, injection.period, injection.window, np.float32(injection.eps),
         np.float32(injection.sigma), noise, pred, out,
     )  # fmt: skip
-    if not _batched(weights, B, path):
+    schedule = _schedule(weights, B, path)
+    if schedule == "per-stream":
         _regression_per_stream(*args)
-    elif B < BLAS_FROM_STREAMS:
+    elif schedule == "split":
         _regression_split(*args, numba.get_num_threads())
     else:
         _regression_blas(weights, h, c, forced, n_free, injection, noise, pred, out)
@@ -777,9 +787,10 @@ def run_categorical(
         t0, t1, float(top_p), uniforms, np.ascontiguousarray(level_values, dtype=np.float64),
         pred, out,
     )  # fmt: skip
-    if not _batched(weights, B, path):
+    schedule = _schedule(weights, B, path)
+    if schedule == "per-stream":
         _categorical_per_stream(*args)
-    elif B < BLAS_FROM_STREAMS:
+    elif schedule == "split":
         _categorical_split(*args, numba.get_num_threads())
     else:
         _categorical_blas(weights, h, c, forced, n_free, (t0, t1), float(top_p), uniforms,
