@@ -1,11 +1,13 @@
 """Training throughput on 1 and 2 (or more) gloo processes on the CPU, in the same run.
 
     PYTHONPATH=src python benchmarks/bench_ddp.py                   # hidden 50, worlds 1 and 2
+    PYTHONPATH=src python benchmarks/bench_ddp.py --per-process     # 32 streams per process
     PYTHONPATH=src python benchmarks/bench_ddp.py --hidden 50,512 --worlds 1
         --precision bf16 --compile --json                            # one process, bf16, compiled
 
 Every world size trains the same synthetic audio with the same GLOBAL batch (``--batch``
-streams of ``--chunk`` samples; with W processes each takes batch / W streams) through the
+streams of ``--chunk`` samples; with W processes each takes batch / W streams; with
+``--per-process`` each takes ``--batch`` streams and the global batch is W times it) through the
 real trainer step: forward, loss, backward, the all-reduce of gradients, clipping and Adam.
 Each process uses one torch thread, so W processes use W cores. A figure is the median over
 ``--repeats`` rounds of ``--steps`` steps, after ``--warmup`` steps; samples/s counts the whole
@@ -95,6 +97,12 @@ def main() -> None:
     ap.add_argument("--hidden", default="50", help="comma-separated hidden sizes (default 50)")
     ap.add_argument("--worlds", default="1,2", help="process counts to compare (default 1,2)")
     ap.add_argument("--batch", type=int, default=32, help="global batch: streams (default 32)")
+    ap.add_argument(
+        "--per-process",
+        action="store_true",
+        help="--batch is each process's: the global batch grows with the processes (weak "
+        "scaling, what a user adding GPUs does) instead of being shared out (strong scaling)",
+    )
     ap.add_argument("--chunk", type=int, default=256, help="samples per chunk (default 256)")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per round (default 4)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
@@ -110,7 +118,7 @@ def main() -> None:
         for world in worlds:
             opts = {
                 "hidden": hidden,
-                "batch": args.batch,
+                "batch": args.batch * world if args.per_process else args.batch,
                 "chunk": args.chunk,
                 "steps": args.steps,
                 "warmup": args.warmup,
@@ -127,6 +135,7 @@ def main() -> None:
                     "processes": world,
                     "precision": args.precision,
                     "compile": args.compile,
+                    "global_batch": opts["batch"],
                     "samples_per_s": round(rate),
                     "vs_first": round(rate / base, 2),
                     "rounds": [round(r) for r in rates],
@@ -134,7 +143,8 @@ def main() -> None:
             )
             print(
                 f"hidden {hidden:4d}  {world} process{'es' if world > 1 else '  '}  "
-                f"{args.precision}{' compiled' if args.compile else ''}: "
+                f"{args.precision}{' compiled' if args.compile else ''}, "
+                f"global batch {opts['batch']} x {args.chunk}: "
                 f"{rate:12,.0f} training samples/s  (x{rate / base:.2f} vs {worlds[0]})",
                 flush=True,
             )
