@@ -152,3 +152,12 @@ def test_argparse_rejects_unknown_choices_with_exit_code_2(capsys):
     with pytest.raises(SystemExit) as exc:
         cli("train", "--model", "transformer")
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("rank, speaks", [("0", True), ("1", False)])
+def test_under_torchrun_rank_zero_alone_reports_a_usage_error(rank, speaks, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", rank)  # every rank parses the same command line
+    with pytest.raises(SystemExit) as exc:
+        cli("train", "--no-such-flag")
+    assert exc.value.code == 2
+    assert ("--no-such-flag" in capsys.readouterr().err) is speaks
