@@ -175,76 +175,14 @@ def _exp_nonpositive(z, out, bits):
 
 # -- linear algebra and cells -------------------------------------------------------------------
 @numba.njit(**FAST)
-def _accumulate(w_t, x, out, r0, r1):
-    """out[r0:r1] += x @ w_t[:, r0:r1], one contiguous row of ``w_t`` at a time.
-
-    Column indices are unsigned: numba cannot prove a signed computed index non-negative, and
-    the wrap-around check it then inserts stops the loop vectorising (4x slower).
-    """
-    K = x.shape[0]
-    a, b = np.uint64(r0), np.uint64(r1)
-    k = 0
-    while k + 4 <= K:  # four rows per pass: a quarter of the loads and stores of ``out``
-        x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-        for r in range(a, b):
-            out[r] += w_t[k, r] * x0 + w_t[k + 1, r] * x1 + w_t[k + 2, r] * x2 + w_t[k + 3, r] * x3
-        k += 4
-    while k < K:
-        xk = x[k]
-        for r in range(a, b):
-            out[r] += w_t[k, r] * xk
-        k += 1
-
-
-@numba.njit(**FAST)
-def _project(w_t, b, x, out):
-    """out <- b + x @ w_t."""
-    out[:] = b
-    _accumulate(w_t, x, out, 0, out.shape[0])
-
-
-@numba.njit(**FAST)
-def _cell(cell, gx, gh, h_prev, h, c, j0, j1):
-    """PyTorch's cell equations for hidden units j0..j1, from the input (gx) and recurrent (gh)
-    pre-activations, biases included. ``h`` may be ``h_prev`` (each unit reads only itself)."""
-    H = h.shape[0]
-    if cell == 0:  # vanilla RNN, tanh
-        for j in range(j0, j1):
-            h[j] = _tanh(gx[j] + gh[j])
-    elif cell == 1:  # LSTM: i, f, g, o
-        for j in range(j0, j1):
-            i = _sigmoid(gx[j] + gh[j])
-            f = _sigmoid(gx[H + j] + gh[H + j])
-            g = _tanh(gx[2 * H + j] + gh[2 * H + j])
-            o = _sigmoid(gx[3 * H + j] + gh[3 * H + j])
-            c[j] = f * c[j] + i * g
-            h[j] = o * _tanh(c[j])
-    else:  # GRU: r, z, n
-        for j in range(j0, j1):
-            r = _sigmoid(gx[j] + gh[j])
-            z = _sigmoid(gx[H + j] + gh[H + j])
-            n = _tanh(gx[2 * H + j] + r * gh[2 * H + j])
-            h[j] = (np.float32(1.0) - z) * n + z * h_prev[j]
-
-
-@numba.njit(**FAST)
-def _stack(cell, gx0, x_w, x_b, h_w, h_b, hb, cb, gx, gh):
-    """All layers, one sample, one stream, in place; gx0 is layer 0's input pre-activation."""
-    H = hb.shape[1]
-    _project(h_w[0], h_b[0], hb[0], gh)
-    _cell(cell, gx0, gh, hb[0], hb[0], cb[0], 0, H)
-    for layer in range(1, hb.shape[0]):
-        _project(x_w[layer - 1], x_b[layer], hb[layer - 1], gx)
-        _project(h_w[layer], h_b[layer], hb[layer], gh)
-        _cell(cell, gx, gh, hb[layer], hb[layer], cb[layer], 0, H)
-
-
-@numba.njit(**FAST)
 def _gemm_columns(w_t, bias, xs, outs, r0, r1):
     """outs[:, r0:r1] <- bias[r0:r1] + xs @ w_t[:, r0:r1], for every stream (row of xs).
 
-    Streams go in tiles of ``STREAM_TILE``: four rows of the weight slice, read once, serve
-    every stream of the tile, whose outputs stay in L1.
+    One contiguous row of ``w_t`` at a time, four rows per pass (a quarter of the loads and
+    stores of ``outs``). Streams go in tiles of ``STREAM_TILE``: the four rows, read once, serve
+    every stream of the tile, whose outputs stay in L1. Column indices are unsigned: numba
+    cannot prove a signed computed index non-negative, and the wrap-around check it then
+    inserts stops the loop vectorising (4x slower).
     """
     B, K = xs.shape
     a, b = np.uint64(r0), np.uint64(r1)
@@ -269,6 +207,48 @@ def _gemm_columns(w_t, bias, xs, outs, r0, r1):
             k += 1
 
 
+@numba.njit(**FAST)
+def _project(w_t, b, x, out):
+    """out <- b + x @ w_t, for one stream."""
+    _gemm_columns(w_t, b, x.reshape((1, x.shape[0])), out.reshape((1, out.shape[0])), 0,
+                  out.shape[0])  # fmt: skip
+
+
+@numba.njit(**FAST)
+def _cell(cell, gx, gh, h, c):
+    """PyTorch's cell equations, in place on h and c (H,), from the input (gx) and recurrent
+    (gh) pre-activations, biases included."""
+    H = h.shape[0]
+    if cell == 0:  # vanilla RNN, tanh
+        for j in range(H):
+            h[j] = _tanh(gx[j] + gh[j])
+    elif cell == 1:  # LSTM: i, f, g, o
+        for j in range(H):
+            i = _sigmoid(gx[j] + gh[j])
+            f = _sigmoid(gx[H + j] + gh[H + j])
+            g = _tanh(gx[2 * H + j] + gh[2 * H + j])
+            o = _sigmoid(gx[3 * H + j] + gh[3 * H + j])
+            c[j] = f * c[j] + i * g
+            h[j] = o * _tanh(c[j])
+    else:  # GRU: r, z, n
+        for j in range(H):
+            r = _sigmoid(gx[j] + gh[j])
+            z = _sigmoid(gx[H + j] + gh[H + j])
+            n = _tanh(gx[2 * H + j] + r * gh[2 * H + j])
+            h[j] = (np.float32(1.0) - z) * n + z * h[j]
+
+
+@numba.njit(**FAST)
+def _stack(cell, gx0, x_w, x_b, h_w, h_b, hb, cb, gx, gh):
+    """All layers, one sample, one stream, in place; gx0 is layer 0's input pre-activation."""
+    _project(h_w[0], h_b[0], hb[0], gh)
+    _cell(cell, gx0, gh, hb[0], cb[0])
+    for layer in range(1, hb.shape[0]):
+        _project(x_w[layer - 1], x_b[layer], hb[layer - 1], gx)
+        _project(h_w[layer], h_b[layer], hb[layer], gh)
+        _cell(cell, gx, gh, hb[layer], cb[layer])
+
+
 @numba.njit(parallel=True, **FAST)
 def _matmul_split(w_t, bias, xs, outs, blocks):
     """outs <- bias + xs @ w_t for a few streams: bound by reading ``w_t``, so one column
@@ -287,7 +267,7 @@ def _cells(cell, gx, gh, h, c):
     percent of a step, and idle numba workers spinning beside BLAS's threads cost BLAS 5x.
     """
     for s in range(h.shape[0]):
-        _cell(cell, gx[s], gh[s], h[s], h[s], c[s], 0, h.shape[1])
+        _cell(cell, gx[s], gh[s], h[s], c[s])
 
 
 @numba.njit(**FAST)
@@ -629,13 +609,11 @@ def _categorical_blas(
         np.dot(h[-1], w.head_w, out=logits)
         logits += w.head_b
         if t < T:
-            col = np.empty(B, np.float32)
-            _expected_streams(logits, level_values, z, probs, bits, col)
-            pred[:, t] = col
+            _expected_streams(logits, level_values, z, probs, bits, pred[:, t])
         if n_free > 0 and t >= T - 1:
             j = t - (T - 1)
-            _sample_streams(logits, j, n_free, temps[0], temps[1], top_p,
-                            np.ascontiguousarray(uniforms[:, j]), z, probs, bits, feed)  # fmt: skip
+            _sample_streams(logits, j, n_free, temps[0], temps[1], top_p, uniforms[:, j], z,
+                            probs, bits, feed)  # fmt: skip
             out[:, j] = feed
 
 
@@ -779,13 +757,13 @@ def run_categorical(
     if uniforms is None:
         uniforms = np.full((B, max(n_free, 1)), 0.5)
     uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+    level_values = np.ascontiguousarray(level_values, dtype=np.float64)
     pred = np.zeros((B, forced.shape[1]), dtype=np.float32)
     out = np.zeros((B, n_free), dtype=np.int64)
     w = weights
     args = (
         w.cell, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, w.table, h, c, forced, n_free,
-        t0, t1, float(top_p), uniforms, np.ascontiguousarray(level_values, dtype=np.float64),
-        pred, out,
+        t0, t1, float(top_p), uniforms, level_values, pred, out,
     )  # fmt: skip
     schedule = _schedule(weights, B, path)
     if schedule == "per-stream":
@@ -794,5 +772,5 @@ def run_categorical(
         _categorical_split(*args, numba.get_num_threads())
     else:
         _categorical_blas(weights, h, c, forced, n_free, (t0, t1), float(top_p), uniforms,
-                          args[16], pred, out)  # fmt: skip
+                          level_values, pred, out)  # fmt: skip
     return pred, out, (h, c)
