@@ -37,18 +37,13 @@ class Batch:
     reset: np.ndarray  # (B,) bool: zero this stream's state before the step
     step: int  # index of this step within the epoch
     # samples (unmasked positions) in this step over ALL ranks' streams: the loss is normalised
-    # by it, so that summing the ranks' gradients gives the whole batch's mean (-1: ``samples``)
-    total: int = -1
+    # by it, so that summing the ranks' gradients gives the whole batch's mean
+    total_samples: int
 
     @property
     def samples(self) -> int:
         """Samples in this rank's streams."""
         return int(self.mask.sum())
-
-    @property
-    def total_samples(self) -> int:
-        """Samples in the whole (global) batch of this step."""
-        return self.total if self.total >= 0 else self.samples
 
 
 class Streams:
@@ -158,7 +153,7 @@ class Streams:
             )
 
     def _batch(
-        self, chunks: np.ndarray, rows: np.ndarray, step: int, first_step: bool, total: int = -1
+        self, chunks: np.ndarray, rows: np.ndarray, step: int, first_step: bool, total: int
     ) -> Batch:
         active = rows >= 0
         song = np.where(active, chunks[rows, 0], 0)
@@ -175,4 +170,4 @@ class Streams:
             x[b, :n] = v[:n]
             y[b, :n] = v[1:]
         reset = first | first_step | self.stateless | ~active
-        return Batch(x=x, y=y, mask=mask, reset=reset, step=step, total=total)
+        return Batch(x=x, y=y, mask=mask, reset=reset, step=step, total_samples=total)

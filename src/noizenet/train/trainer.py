@@ -224,9 +224,7 @@ class Trainer:
         self.model.to(self.device)
         if self.device.type == "cuda":
             self.model.rnn.flatten_parameters()  # one contiguous weight block: cuDNN's fast path
-        if self.dist.enabled:
-            if self.cfg.batch % self.dist.world:
-                raise ValueError(f"{self.cfg.batch} streams cannot be shared by {self.dist.world}")
+        if self.dist.enabled:  # (the streams refuse a batch the ranks cannot share evenly)
             with torch.no_grad():  # every rank starts from rank 0's weights
                 for p in self.model.parameters():
                     self.dist.broadcast_tensor(p)
@@ -287,11 +285,9 @@ class Trainer:
             self.scaler.scale(loss).backward()
             value = self._reduce(loss.detach())
         else:
-            if not torch.isfinite(loss):
-                self.skip_reason = "non-finite loss"
-                return None
-            self.scaler.scale(loss).backward()
             value = float(loss.detach())
+            if math.isfinite(value):  # a non-finite loss is skipped without a backward pass
+                self.scaler.scale(loss).backward()
         if not math.isfinite(value):
             self.optimizer.zero_grad(set_to_none=True)
             self.skip_reason = "non-finite loss"
