@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import quiet
 
 import noizenet
 from noizenet.io import read_jsonl
@@ -34,10 +35,6 @@ ENV = {
 }
 STOP_AT = 25  # global step after which rank 0 alone is asked to stop (mid-epoch 1)
 TOL = 1e-5
-
-
-def quiet(*_):
-    pass
 
 
 def launch(nproc: int, *args: object, module: bool = False) -> subprocess.CompletedProcess:

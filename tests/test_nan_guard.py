@@ -17,10 +17,6 @@ from noizenet.train.streams import Streams
 from noizenet.train.trainer import Trainer
 
 
-def quiet(*_):
-    pass
-
-
 def tracks() -> list[np.ndarray]:
     t = np.arange(401)
     return [np.sin(t * 0.05).astype(np.float32), np.cos(t * 0.11).astype(np.float32)]

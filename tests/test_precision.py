@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import quiet
 
 from noizenet.config import Config, TrainConfig
 from noizenet.errors import ConfigError, NoizeNetError
@@ -19,10 +20,6 @@ from noizenet.train.trainer import Trainer, check_precision
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-
-
-def quiet(*_):
-    pass
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import quiet
 
 import noizenet
 from noizenet.errors import ConfigError, NoizeNetError, WriteError
@@ -22,10 +23,6 @@ from noizenet.train.checkpoint import load_checkpoint
 HERE = Path(__file__).parent
 SRC = str(Path(noizenet.__file__).resolve().parents[1])
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-
-
-def quiet(*_):
-    pass
 
 
 @pytest.fixture(scope="module")

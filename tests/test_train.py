@@ -2,16 +2,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import quiet
 
 from noizenet.config import Config
 from noizenet.errors import NoizeNetError
 from noizenet.io import read_jsonl
 from noizenet.run import Run
 from noizenet.train import train
-
-
-def quiet(*_):
-    pass
 
 
 def test_run_folder_is_complete(tiny_run):

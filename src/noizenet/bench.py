@@ -82,8 +82,9 @@ def training_rate(
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer
 
-    batch = batch or TrainConfig().batch
-    chunk = chunk or int(TrainConfig().chunk)
+    defaults = TrainConfig()
+    batch = batch or defaults.batch
+    chunk = chunk or int(defaults.chunk)
     rng = np.random.default_rng(0)
     n = batch * chunk * steps + 1
     track = rng.integers(0, 256, n) if categorical else rng.standard_normal(n)

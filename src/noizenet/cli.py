@@ -22,8 +22,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the full ``train`` usage runs to a screen)."""
 
     def error(self, message: str) -> Any:
+        from noizenet.train.distributed import env_rank
+
         # under torchrun every rank parses the same command line: rank 0 alone says what is wrong
-        if os.environ.get("RANK", "0") != "0":
+        if env_rank()[0] != 0:
             self.exit(EXIT_USAGE)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
