@@ -182,6 +182,26 @@ def process_group() -> Iterator[Dist]:
         yield Dist(rank, world, local_rank)
     finally:
         torch_dist.destroy_process_group()
+        _let_collective_workers_finish()
+
+
+GLOO_DRAIN_S = 0.2
+
+
+def _let_collective_workers_finish() -> None:
+    """Release the GIL for a moment before the interpreter may shut down.
+
+    A gloo worker thread frees the tensors of the last collective after the caller has moved on,
+    and freeing a tensor that Python has seen needs the GIL. ``destroy_process_group`` does not
+    always end those threads (torch._dynamo, which torch.optim imports, keeps references to the
+    group), so a rank that leaves right after a collective could reach interpreter shutdown with a
+    worker still waiting for the GIL: the worker is then torn down mid-destructor and the process
+    aborts ("terminate called without an active exception", SIGABRT; seen on about 1 run in 30).
+    Sleeping releases the GIL, and the waiting worker finishes at once.
+    """
+    import time
+
+    time.sleep(GLOO_DRAIN_S)
 
 
 def rank_device(name: str, dist: Dist) -> Any:
