@@ -39,18 +39,22 @@ def worker(rank: int, world: int, port: int, opts: dict[str, Any], results: Any)
 
     from noizenet.config import TrainConfig
     from noizenet.models import ModelSpec, NoizeNet
-    from noizenet.train.distributed import Dist
+    from noizenet.train.distributed import process_group
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer
 
     torch.set_num_threads(1)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group(
-            "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-        )
-    try:
+    # the environment torchrun would give; process_group() joins (and leaves) as training does
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world),
+        }
+    )
+    with process_group() as dist:
         batch, chunk = opts["batch"], opts["chunk"]
         steps = opts["warmup"] + opts["steps"]
         rng = np.random.default_rng(0)
@@ -61,7 +65,7 @@ def worker(rank: int, world: int, port: int, opts: dict[str, Any], results: Any)
         torch.manual_seed(0)
         model = NoizeNet(ModelSpec(hidden=opts["hidden"], dropout=0.0))
         cfg = TrainConfig(batch=batch, precision=opts["precision"], compile=opts["compile"])
-        trainer = Trainer(model, streams, cfg, progress=False, dist=Dist(rank, world, rank))
+        trainer = Trainer(model, streams, cfg, progress=False, dist=dist)
         batches = list(streams.epoch(0, seed=0, rank=rank, world=world))
         warm, timed = batches[: opts["warmup"]], batches[opts["warmup"] :]
         samples = sum(b.total_samples for b in timed)
@@ -69,16 +73,13 @@ def worker(rank: int, world: int, port: int, opts: dict[str, Any], results: Any)
             trainer.train_step(b)
         rates = []
         for _ in range(opts["repeats"]):
-            trainer.dist.barrier()
+            dist.barrier()
             t0 = time.perf_counter()
             for b in timed:
                 trainer.train_step(b)
             rates.append(samples / (time.perf_counter() - t0))
         if rank == 0:
             results.put(rates)
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
 
 
 def measure(world: int, opts: dict[str, Any]) -> list[float]:
