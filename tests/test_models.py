@@ -54,3 +54,24 @@ def test_shapes():
     y, h = model(torch.zeros(4, 7, 1))
     assert y.shape == (4, 7, 1) and h.shape == (3, 4, 5)
     assert np.prod(model.init_state(4).shape) == 3 * 4 * 5
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9, 0.99])
+def test_cpu_output_dropout_keeps_the_asked_share_and_the_expected_value(p):
+    """The mask comes from raw 16-bit draws: each unit kept with probability 1 - p (to within
+    8e-6) and scaled so that the mean output is the input."""
+    drop = NoizeNet(ModelSpec(hidden=8, dropout=p)).drop.train()
+    x = torch.ones(64, 256, 50)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = (y != 0).double().mean().item()
+    sd = (p * (1 - p) / x.numel()) ** 0.5
+    assert abs(kept - (1 - p)) < 5 * sd
+    assert abs(y.double().mean().item() - 1.0) < 5 * sd / (1 - p)
+    assert torch.all((y == 0) | ((y * (1 - p) - 1).abs() < 1e-3))  # 65536 / k ~ 1 / (1 - p)
+    # no unit is dropped more often than another: every position of the 4 lanes of a word
+    lanes = (y == 0).reshape(-1, 4).double().mean(0)
+    assert torch.all((lanes - p).abs() < 5 * (p * (1 - p) / (x.numel() / 4)) ** 0.5)
+    # the same seed, the same mask
+    torch.manual_seed(0)
+    torch.testing.assert_close(drop(x), y)

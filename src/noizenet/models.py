@@ -87,11 +87,14 @@ class NoizeNet(nn.Module):
 
 
 class OutputDropout(nn.Dropout):
-    """Dropout that draws its mask with ``torch.rand`` on the CPU.
+    """Dropout that draws its CPU mask from raw random bits.
 
-    PyTorch's CPU dropout draws with ``bernoulli_``, 3x slower than ``rand`` and a threshold:
-    at hidden 50 it was 28% of a training step. Same distribution, same generator; CUDA and
-    other devices keep the fused kernel.
+    PyTorch's CPU dropout draws with ``bernoulli_``, 3x slower than ``torch.rand`` and a
+    threshold, which is itself 3x slower than filling int64 words with random bits and reading
+    each as four 16-bit draws: at hidden 50 ``bernoulli_`` was 28% of a training step, and the
+    bits make training 5-10% faster than ``rand``. A unit is kept with probability k / 65536
+    (k = round((1 - p) * 65536), within 8e-6 of 1 - p) and scaled by 65536 / k, so the expected
+    output is exactly the input. Same generator; CUDA and other devices keep the fused kernel.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,8 +102,15 @@ class OutputDropout(nn.Dropout):
             return super().forward(x)
         if self.p == 1:
             return x * 0
-        keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 even under autocast
-        return x * keep * (1.0 / (1.0 - self.p))
+        k = round((1.0 - self.p) * 65536)
+        if not 0 < k < 65536:  # p within 8e-6 of 0 or 1: 16 bits cannot tell, draw floats
+            keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 even under autocast
+            return x * keep * (1.0 / (1.0 - self.p))
+        n = x.numel()
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
+        words.random_(-(2**63), None)  # every bit uniform (the default range leaves the sign 0)
+        draws = words.view(torch.int16)[:n].view(x.shape)  # uniform over -32768..32767
+        return x * (draws < k - 32768) * (65536.0 / k)
 
 
 def detach_state(state: State) -> State:
