@@ -192,12 +192,14 @@ def _let_collective_workers_finish() -> None:
     """Release the GIL for a moment before the interpreter may shut down.
 
     A gloo worker thread frees the tensors of the last collective after the caller has moved on,
-    and freeing a tensor that Python has seen needs the GIL. ``destroy_process_group`` does not
-    always end those threads (torch._dynamo, which torch.optim imports, keeps references to the
-    group), so a rank that leaves right after a collective could reach interpreter shutdown with a
+    and freeing a tensor that Python has seen needs the GIL. In a training process
+    ``destroy_process_group`` leaves those threads running, as something still holds the group
+    (importing torch._dynamo after the group exists is one such holder, and torch.optim imports
+    it), so a rank that left right after a collective could reach interpreter shutdown with a
     worker still waiting for the GIL: the worker is then torn down mid-destructor and the process
-    aborts ("terminate called without an active exception", SIGABRT; seen on about 1 run in 30).
-    Sleeping releases the GIL, and the waiting worker finishes at once.
+    aborts ("terminate called without an active exception", SIGABRT; about 1 run in 30 of the
+    2-process train test, and 2 launches in 5 of the exit test in test_distributed.py). Sleeping
+    releases the GIL, and the waiting worker finishes at once.
     """
     import time
 
