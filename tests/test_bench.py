@@ -19,6 +19,11 @@ def test_rows_report_ratios_and_targets():
     row = bench.Row("generation, 1 stream", 44100.0, "paper", 441.0, 35, 50, "x real time")
     assert row.value == 2.0 and row.ratio == 100.0
     text = bench.format_row(row)
-    assert "2.0 x real time" in text and "100x paper" in text and "BELOW floor 35" in text
+    assert "2.0 x real time" in text and "100x paper" in text and "BELOW floor 35 (goal 50)" in text
+    between = bench.format_row(bench.Row("training", 600.0, "paper", 1.0, 500, 1000))
+    assert "meets floor 500, below goal 1000" in between
+    assert "meets goal 1000 (floor 500)" in bench.format_row(
+        bench.Row("t", 1e3, "p", 1.0, 500, 1e3)
+    )
     data = bench.rows_json([row])
     assert json.loads(json.dumps(data))[0]["ratio"] == 100.0

@@ -290,9 +290,13 @@ def format_row(row: Row) -> str:
     val = f"{row.value:,.1f} {unit}" if unit == "x real time" else f"{row.value:,.0f} {unit}"
     ratio = f"{row.ratio:,.0f}x {row.baseline}" if row.ratio else ""
     target = ""
-    if row.floor is not None:
-        ok = "meets" if row.value >= row.floor else "BELOW"
-        target = f"[{ok} floor {row.floor:g}, goal {row.goal:g}]"
+    if row.floor is not None and row.goal is not None:
+        if row.value >= row.goal:
+            target = f"[meets goal {row.goal:g} (floor {row.floor:g})]"
+        elif row.value >= row.floor:
+            target = f"[meets floor {row.floor:g}, below goal {row.goal:g}]"
+        else:
+            target = f"[BELOW floor {row.floor:g} (goal {row.goal:g})]"
     return f"{row.figure:<55} {val:>22}  {ratio:<36} {target}"
 
 
