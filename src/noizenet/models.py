@@ -90,7 +90,7 @@ class OutputDropout(nn.Dropout):
     """Dropout that draws its CPU mask from raw random bits.
 
     PyTorch's CPU dropout draws with ``bernoulli_``, 3x slower than ``torch.rand`` and a
-    threshold, which is itself 3x slower than filling int64 words with random bits and reading
+    threshold, which is itself 2-3x slower than filling int64 words with random bits and reading
     each as four 16-bit draws: at hidden 50 ``bernoulli_`` was 28% of a training step, and the
     bits make training 5-10% faster than ``rand``. A unit is kept with probability k / 65536
     (k = round((1 - p) * 65536), within 8e-6 of 1 - p) and scaled by 65536 / k, so the expected
