@@ -197,7 +197,7 @@ def _let_collective_workers_finish() -> None:
     (importing torch._dynamo after the group exists is one such holder, and torch.optim imports
     it), so a rank that left right after a collective could reach interpreter shutdown with a
     worker still waiting for the GIL: the worker is then torn down mid-destructor and the process
-    aborts ("terminate called without an active exception", SIGABRT; about 1 run in 30 of the
+    aborts ("terminate called without an active exception", SIGABRT; about 1 run in 50 of the
     2-process train test, and 2 launches in 5 of the exit test in test_distributed.py). Sleeping
     releases the GIL, and the waiting worker finishes at once.
     """
