@@ -172,6 +172,14 @@ def process_group() -> Iterator[Dist]:
     if torch_dist.is_initialized():  # the caller runs its own process group: use it
         yield Dist(torch_dist.get_rank(), torch_dist.get_world_size(), local_rank)
         return
+    # torch._dynamo, which torch.optim imports on first use, keeps references to a process group
+    # that exists when it is imported: destroy_process_group would then leave the group and its
+    # gloo worker threads alive until interpreter shutdown, where a worker still freeing its last
+    # collective's tensors (which needs the GIL) aborts the process ("terminate called without an
+    # active exception", SIGABRT). Imported before the group exists, it holds none, and leaving
+    # the group ends its threads.
+    import torch._dynamo
+
     backend = "gloo"
     if torch.cuda.is_available() and torch_dist.is_nccl_available():
         if local_rank < torch.cuda.device_count():
@@ -182,28 +190,6 @@ def process_group() -> Iterator[Dist]:
         yield Dist(rank, world, local_rank)
     finally:
         torch_dist.destroy_process_group()
-        _let_collective_workers_finish()
-
-
-GLOO_DRAIN_S = 0.2
-
-
-def _let_collective_workers_finish() -> None:
-    """Release the GIL for a moment before the interpreter may shut down.
-
-    A gloo worker thread frees the tensors of the last collective after the caller has moved on,
-    and freeing a tensor that Python has seen needs the GIL. In a training process
-    ``destroy_process_group`` leaves those threads running, as something still holds the group
-    (importing torch._dynamo after the group exists is one such holder, and torch.optim imports
-    it), so a rank that left right after a collective could reach interpreter shutdown with a
-    worker still waiting for the GIL: the worker is then torn down mid-destructor and the process
-    aborts ("terminate called without an active exception", SIGABRT; about 1 run in 50 of the
-    2-process train test, and 2 launches in 5 of the exit test in test_distributed.py). Sleeping
-    releases the GIL, and the waiting worker finishes at once.
-    """
-    import time
-
-    time.sleep(GLOO_DRAIN_S)
 
 
 def rank_device(name: str, dist: Dist) -> Any:
