@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from noizenet.errors import NoizeNetError
-from noizenet.generate.kernels import Injection
 from noizenet.generate.seeds import SeedSpec, make_seed, parse_seed
+from noizenet.sampling import Injection
 
 
 @dataclass

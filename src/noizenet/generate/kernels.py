@@ -34,12 +34,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from noizenet.sampling import INJECT_NONE, INJECT_PERIODIC, INJECT_STALL, Injection  # noqa: F401
+
 CELL_CODES = {"rnn": 0, "lstm": 1, "gru": 2}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-
-INJECT_NONE = 0
-INJECT_PERIODIC = 1  # every K steps the fed-back value is multiplied by a draw from N(-1, 1)
-INJECT_STALL = 2  # when the last M outputs span less than EPS, add N(0, SIGMA) noise
 
 # ``path="auto"`` (measured by wall clock on 2 cores, see the speed issue's note): below this
 # hidden size one stream per core always wins; at it, one stream splits its products across the
@@ -615,41 +613,6 @@ def _categorical_blas(
             _sample_streams(logits, j, n_free, temps[0], temps[1], top_p, uniforms[:, j], z,
                             probs, bits, feed)  # fmt: skip
             out[:, j] = feed
-
-
-@dataclass(frozen=True)
-class Injection:
-    """Artificial noise in the feedback loop (paper 5.7), in model units."""
-
-    mode: int = INJECT_NONE
-    period: int = 200  # periodic: every K steps
-    window: int = 1  # stall: last M outputs
-    eps: float = 0.0  # stall: span below which outputs count as stalled
-    sigma: float = 0.0  # stall: noise std
-
-    @staticmethod
-    def parse(text: str | None) -> Injection:
-        """``periodic:K`` or ``stall:M:EPS:SIGMA`` (None or 'none': no injection)."""
-        from noizenet.errors import NoizeNetError
-
-        if text is None or text == "none":
-            return Injection()
-        parts = text.split(":")
-        try:
-            if parts[0] == "periodic" and len(parts) == 2:
-                k = int(parts[1])
-                if k >= 1:
-                    return Injection(INJECT_PERIODIC, period=k)
-            elif parts[0] == "stall" and len(parts) == 4:
-                m, eps, sigma = int(parts[1]), float(parts[2]), float(parts[3])
-                if m >= 1 and eps >= 0 and sigma >= 0:
-                    return Injection(INJECT_STALL, window=m, eps=eps, sigma=sigma)
-        except ValueError:
-            pass
-        raise NoizeNetError(
-            f"--inject {text!r}: expected periodic:K (K >= 1) or "
-            "stall:M:EPS:SIGMA (M >= 1, EPS >= 0, SIGMA >= 0)"
-        )
 
 
 def _initial_state(weights: KernelWeights, B: int, state: tuple | None) -> tuple:

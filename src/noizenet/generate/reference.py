@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from noizenet.generate.kernels import INJECT_PERIODIC, INJECT_STALL, Injection
+from noizenet.sampling import INJECT_PERIODIC, INJECT_STALL, Injection
 
 
 def sample(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:

@@ -1,0 +1,111 @@
+"""The family interface: what every model family provides.
+
+A family is one module in ``noizenet/models/`` and one line in the registry
+(:data:`noizenet.models.FAMILIES`). Training, checkpoints, DDP, generation, reproduction,
+evaluation, bench and reports reach a model only through what is written here, so a new family
+needs nothing outside its own module and that line.
+
+Conventions shared by every family:
+
+- **Values.** A model reads and predicts *model values* made by the run's codec: one float per
+  sample (raw, min-max), a vector per step (FFT blocks), or, for a categorical head
+  (``spec.levels > 0``), class indices in ``[0, levels)`` carried as floats in a trailing axis
+  of size 1. Inputs and outputs are batch-first: ``(streams, time, dim)``.
+- **Lookback.** ``model.lookback`` is how many input samples a chunk needs *before* its first
+  target (the flat stack: 0; a frame-level model: the samples of its top frame). Training feeds
+  ``x`` of ``lookback + T`` samples and scores ``T`` predictions; generation primes on a seed at
+  least that long.
+- **State.** A model's carried state is a ``dict[str, Tensor]`` of named tensors, whatever their
+  shapes; ``model.state_stream_dims()`` says, per name, which axis holds the streams, so that
+  resetting chosen streams, gathering them from DDP ranks and saving them in a checkpoint
+  (``state.<name>``) need not know the family.
+- **Generation.** ``family.kernel(model)`` returns the fast path or None; ``model.reference``
+  is the slow, obviously correct PyTorch path (one step at a time) that the kernel is tested
+  against and that generation falls back to. Both take the same :class:`~noizenet.sampling.Sampling`
+  (random draws made by the caller) and return the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from noizenet.sampling import Sampling
+
+State = dict[str, torch.Tensor]  # named state tensors; stream axis per state_stream_dims()
+
+
+class Spec(Protocol):
+    """Everything needed to rebuild a family's network around saved weights (a frozen
+    dataclass). Stored as JSON with the weights; ``family`` names the registry entry."""
+
+    family: str
+    levels: int  # > 0: categorical head over this many classes; 0: regression head
+
+    @property
+    def categorical(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Model(Protocol):
+    """A family's ``torch.nn.Module``."""
+
+    spec: Spec
+    lookback: int  # input samples a chunk needs before its first target
+
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
+        """The state a stream starts a song with (zeros, or a learned initial state)."""
+        ...
+
+    def state_stream_dims(self) -> dict[str, int]:
+        """Per state tensor name, the axis that holds the streams."""
+        ...
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """x: (streams, lookback + T, in_dim) -> (y: (streams, T, out_dim or levels), state)."""
+        ...
+
+    def reference(
+        self, forced: np.ndarray, n_free: int, sampling: Sampling
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Prime on ``forced`` (streams, T[, dim]), then run ``n_free`` steps free, one
+        ``step`` at a time in PyTorch. Returns (one-step predictions of the forced part:
+        values, or the expected value for categorical heads; free-running output: values, or
+        sampled class indices)."""
+        ...
+
+
+class Kernel(Protocol):
+    """A family's fast generation path (numba, or anything that beats the reference)."""
+
+    def run(
+        self, forced: np.ndarray, n_free: int, sampling: Sampling
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Same contract as :meth:`Model.reference`; agrees with it on the same draws."""
+        ...
+
+
+class Family(Protocol):
+    """One model family: a module with these names."""
+
+    NAME: str
+
+    def spec_from_config(self, model: Any, *, codec: Any) -> Spec:
+        """The spec a run trains, from the ``[model]`` config section and the fitted codec."""
+        ...
+
+    def spec_from_dict(self, raw: dict[str, Any]) -> Spec:
+        """The spec saved with a run's weights (``to_dict`` read back)."""
+        ...
+
+    def check_config(self, config: Any) -> None:
+        """Refuse, with :class:`~noizenet.errors.ConfigError` naming the parameter, settings
+        this family cannot train (for example a chunk that is not a whole number of frames)."""
+        ...
+
+    def build(self, spec: Spec) -> Model: ...
+
+    def kernel(self, model: Model) -> Kernel | None: ...

@@ -1,0 +1,69 @@
+"""How a free-running model picks each next value: noise injection (regression heads) and
+sampling settings (categorical heads), shared by every family's kernel and reference path.
+
+Plain data and parsing only (no numba, no torch), so the command line, the generation config
+and the kernels all read one definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+INJECT_NONE = 0
+INJECT_PERIODIC = 1  # every K steps the fed-back value is multiplied by a draw from N(-1, 1)
+INJECT_STALL = 2  # when the last M outputs span less than EPS, add N(0, SIGMA) noise
+
+
+@dataclass(frozen=True)
+class Injection:
+    """Artificial noise in the feedback loop (paper 5.7), in model units."""
+
+    mode: int = INJECT_NONE
+    period: int = 200  # periodic: every K steps
+    window: int = 1  # stall: last M outputs
+    eps: float = 0.0  # stall: span below which outputs count as stalled
+    sigma: float = 0.0  # stall: noise std
+
+    @staticmethod
+    def parse(text: str | None) -> Injection:
+        """``periodic:K`` or ``stall:M:EPS:SIGMA`` (None or 'none': no injection)."""
+        from noizenet.errors import NoizeNetError
+
+        if text is None or text == "none":
+            return Injection()
+        parts = text.split(":")
+        try:
+            if parts[0] == "periodic" and len(parts) == 2:
+                k = int(parts[1])
+                if k >= 1:
+                    return Injection(INJECT_PERIODIC, period=k)
+            elif parts[0] == "stall" and len(parts) == 4:
+                m, eps, sigma = int(parts[1]), float(parts[2]), float(parts[3])
+                if m >= 1 and eps >= 0 and sigma >= 0:
+                    return Injection(INJECT_STALL, window=m, eps=eps, sigma=sigma)
+        except ValueError:
+            pass
+        raise NoizeNetError(
+            f"--inject {text!r}: expected periodic:K (K >= 1) or "
+            "stall:M:EPS:SIGMA (M >= 1, EPS >= 0, SIGMA >= 0)"
+        )
+
+
+@dataclass
+class Sampling:
+    """Everything the free-running part of a take needs besides the weights and the seed.
+
+    Regression heads read ``injection`` and ``noise``; categorical heads read ``temperature``,
+    ``top_p``, ``uniforms`` and ``level_values``. Random draws are made by the caller, so a fast
+    kernel and its reference path can be compared on the same numbers.
+    """
+
+    injection: Injection = field(default_factory=Injection)
+    noise: np.ndarray | None = None  # (streams, n_free[, dim]) N(0, 1) draws for injection
+    # (start, end) per stream, linear over the take; a float is one constant temperature
+    temperature: tuple[np.ndarray, np.ndarray] | float = 1.0
+    top_p: float = 1.0  # sample from the smallest set of classes holding this mass
+    uniforms: np.ndarray | None = None  # (streams, n_free) U(0, 1) draws, one per sampled value
+    level_values: np.ndarray | None = None  # (levels,) the value of each class (expected value)
