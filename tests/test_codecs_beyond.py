@@ -10,9 +10,10 @@ from noizenet.codecs import FFTCodec, QuantCodec, codec_from_state, make_codec
 from noizenet.config import CodecConfig
 from noizenet.errors import NoizeNetError
 from noizenet.generate import generate, parse_temperature, reproduce
-from noizenet.generate.kernels import kernel_weights, run, run_categorical
-from noizenet.generate.reference import reference_categorical, reference_run, sample
 from noizenet.models import ModelSpec, NoizeNet
+from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
+from noizenet.models.flat_reference import reference_categorical, reference_run
+from noizenet.sampling import sample
 from noizenet.train import train
 from noizenet.train.trainer import EpochResult, sequence_loss
 

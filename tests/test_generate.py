@@ -5,7 +5,9 @@ import torch
 
 from noizenet.errors import NoizeNetError
 from noizenet.generate import generate, reproduce
-from noizenet.generate.kernels import (
+from noizenet.generate.seeds import make_seed, parse_seed, perlin_noise
+from noizenet.models import ModelSpec, NoizeNet
+from noizenet.models.flat_kernels import (
     BATCHED_FROM_HIDDEN,
     BLAS_FROM_STREAMS,
     STREAM_TILE,
@@ -16,9 +18,7 @@ from noizenet.generate.kernels import (
     kernel_weights,
     run,
 )
-from noizenet.generate.reference import reference_run
-from noizenet.generate.seeds import make_seed, parse_seed, perlin_noise
-from noizenet.models import ModelSpec, NoizeNet
+from noizenet.models.flat_reference import reference_run
 
 INJECTIONS = [None, "periodic:7", "stall:5:0.5:0.3"]
 

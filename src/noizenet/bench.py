@@ -130,7 +130,7 @@ def generation_rate(
     hidden: int, categorical: bool, *, streams: int = 1, seconds: float = 0.5, repeats: int = 5
 ) -> float:
     """Free-running generation with the numba kernels, all streams together."""
-    from noizenet.generate.kernels import kernel_weights, run, run_categorical
+    from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
 
     weights = kernel_weights(_model(hidden, categorical).eval())
     n = max(int(seconds * SR), 10)

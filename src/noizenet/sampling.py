@@ -67,3 +67,21 @@ class Sampling:
     top_p: float = 1.0  # sample from the smallest set of classes holding this mass
     uniforms: np.ndarray | None = None  # (streams, n_free) U(0, 1) draws, one per sampled value
     level_values: np.ndarray | None = None  # (levels,) the value of each class (expected value)
+
+
+def sample(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:
+    """Inverse-CDF draw from softmax(logits / temperature), restricted to the top-p nucleus."""
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    z = (np.asarray(logits, np.float64) - np.max(logits)) / temperature
+    probs = np.exp(z)
+    total = probs.sum()
+    if top_p < 1.0:
+        order = np.argsort(-probs, kind="stable")
+        cum = np.cumsum(probs[order])
+        n_kept = int(np.searchsorted(cum, top_p * total)) + 1  # first mass >= top_p
+        n_kept = min(n_kept, probs.size)
+        kept = order[:n_kept]
+        pick = int(np.searchsorted(np.cumsum(probs[kept]), u * cum[n_kept - 1]))
+        return int(kept[min(pick, n_kept - 1)])
+    return int(min(np.searchsorted(np.cumsum(probs), u * total), probs.size - 1))

@@ -148,7 +148,7 @@ def generate(
 
 def _free_run(model, codec, forced, steps, injection, temps, top_p, rng) -> np.ndarray:
     """Prime on ``forced`` and run ``steps`` steps free, with the codec's head."""
-    from noizenet.generate.kernels import kernel_weights, run, run_categorical
+    from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
 
     B = forced.shape[0]
     if codec.kind == "categorical":
@@ -227,8 +227,8 @@ def reproduce(
     """
     from noizenet.audio import load
     from noizenet.codecs import FFTCodec
-    from noizenet.generate.kernels import kernel_weights, run_categorical
-    from noizenet.generate.kernels import run as run_kernel
+    from noizenet.models.flat_kernels import kernel_weights, run_categorical
+    from noizenet.models.flat_kernels import run as run_kernel
 
     run = _open(run)
     codec = run.codec()

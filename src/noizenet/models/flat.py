@@ -44,7 +44,7 @@ class NoizeNet(nn.Module):
 
     ``forward`` runs a whole chunk (training, priming, teacher-forced reproduction); ``step``
     advances one sample (the slow, obviously correct generation path that the fast kernels in
-    :mod:`noizenet.generate.kernels` are tested against).
+    :mod:`noizenet.models.flat_kernels` are tested against).
     """
 
     def __init__(self, spec: ModelSpec) -> None:

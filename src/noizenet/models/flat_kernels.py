@@ -346,7 +346,7 @@ def _sample(logits, temperature, top_p, u, z, probs, bits):
 
     Top-p keeps the most probable classes whose mass first reaches ``top_p`` (nucleus sampling).
     Classes are visited in index order (or by descending probability under top-p, ties in index
-    order), exactly as :func:`noizenet.generate.reference.sample` does.
+    order), exactly as :func:`noizenet.models.flat_reference.sample` does.
     """
     L = logits.shape[0]
     if temperature <= 0.0:

@@ -9,25 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from noizenet.sampling import INJECT_PERIODIC, INJECT_STALL, Injection
-
-
-def sample(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:
-    """Inverse-CDF draw from softmax(logits / temperature), restricted to the top-p nucleus."""
-    if temperature <= 0:
-        return int(np.argmax(logits))
-    z = (np.asarray(logits, np.float64) - np.max(logits)) / temperature
-    probs = np.exp(z)
-    total = probs.sum()
-    if top_p < 1.0:
-        order = np.argsort(-probs, kind="stable")
-        cum = np.cumsum(probs[order])
-        n_kept = int(np.searchsorted(cum, top_p * total)) + 1  # first mass >= top_p
-        n_kept = min(n_kept, probs.size)
-        kept = order[:n_kept]
-        pick = int(np.searchsorted(np.cumsum(probs[kept]), u * cum[n_kept - 1]))
-        return int(kept[min(pick, n_kept - 1)])
-    return int(min(np.searchsorted(np.cumsum(probs), u * total), probs.size - 1))
+from noizenet.sampling import INJECT_PERIODIC, INJECT_STALL, Injection, sample
 
 
 @torch.no_grad()
@@ -39,7 +21,7 @@ def reference_run(
     injection: Injection | None = None,
     noise: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Same contract as :func:`noizenet.generate.kernels.run` (without state in or out)."""
+    """Same contract as :func:`noizenet.models.flat_kernels.run` (without state in or out)."""
     injection = injection or Injection()
     model.eval()
     forced = np.asarray(forced, dtype=np.float32)
@@ -88,7 +70,7 @@ def reference_categorical(
     top_p: float,
     uniforms: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Same contract as :func:`noizenet.generate.kernels.run_categorical` (no state)."""
+    """Same contract as :func:`noizenet.models.flat_kernels.run_categorical` (no state)."""
     model.eval()
     forced = np.atleast_2d(forced).astype(np.int64)
     B, T = forced.shape
