@@ -38,7 +38,7 @@ def worker(rank: int, world: int, port: int, opts: dict[str, Any], results: Any)
     import torch
 
     from noizenet.config import TrainConfig
-    from noizenet.models import ModelSpec, NoizeNet
+    from noizenet.models import build, spec_from_dict
     from noizenet.train.distributed import process_group
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer
@@ -63,7 +63,7 @@ def worker(rank: int, world: int, port: int, opts: dict[str, Any], results: Any)
         track = (np.sin(2 * np.pi * 220 * t) + 0.1 * rng.standard_normal(n)).astype(np.float32)
         streams = Streams([track], batch=batch, chunk=chunk)
         torch.manual_seed(0)
-        model = NoizeNet(ModelSpec(hidden=opts["hidden"], dropout=0.0))
+        model = build(spec_from_dict({"hidden": opts["hidden"], "dropout": 0.0}))
         cfg = TrainConfig(batch=batch, precision=opts["precision"], compile=opts["compile"])
         trainer = Trainer(model, streams, cfg, progress=False, dist=dist)
         batches = list(streams.epoch(0, seed=0, rank=rank, world=world))

@@ -13,9 +13,10 @@ from noizenet.generate import generate, parse_temperature, reproduce
 from noizenet.models import ModelSpec, NoizeNet
 from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
 from noizenet.models.flat_reference import reference_categorical, reference_run
+from noizenet.models.loss import sequence_loss
 from noizenet.sampling import sample
 from noizenet.train import train
-from noizenet.train.trainer import EpochResult, sequence_loss
+from noizenet.train.trainer import EpochResult
 
 SR = 22050
 

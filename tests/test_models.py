@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from noizenet.models import ModelSpec, NoizeNet, detach_state, reset_streams
+from noizenet.models import ModelSpec, NoizeNet
+from noizenet.models.state import detach, reset_streams
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -14,7 +15,7 @@ def test_chunked_stateful_forward_equals_whole_sequence(cell):
     state, parts = None, []
     for s in range(0, 100, 17):
         y, state = model(x[:, s : s + 17], state)
-        state = detach_state(state)
+        state = detach(state)
         parts.append(y)
     torch.testing.assert_close(torch.cat(parts, 1), whole, atol=1e-6, rtol=1e-5)
 
@@ -44,16 +45,18 @@ def test_dropout_is_active_in_training_only():
 
 def test_reset_streams_zeroes_only_flagged_streams():
     h = torch.ones(2, 3, 4)
-    state = reset_streams((h, h.clone()), torch.tensor([False, True, False]))
-    for s in state:
+    state = {"h": h, "c": h.clone(), "z": torch.ones(3, 5)}  # streams on axis 1, 1 and 0
+    state = reset_streams(state, torch.tensor([False, True, False]), {"h": 1, "c": 1, "z": 0})
+    for s in (state["h"], state["c"]):
         assert s[:, 1].abs().sum() == 0 and s[:, 0].abs().sum() == 8
+    assert state["z"][1].abs().sum() == 0 and state["z"][0].abs().sum() == 5
 
 
 def test_shapes():
     model = NoizeNet(ModelSpec(cell="gru", hidden=5, layers=3))
-    y, h = model(torch.zeros(4, 7, 1))
-    assert y.shape == (4, 7, 1) and h.shape == (3, 4, 5)
-    assert np.prod(model.init_state(4).shape) == 3 * 4 * 5
+    y, state = model(torch.zeros(4, 7, 1))
+    assert y.shape == (4, 7, 1) and set(state) == {"h"} and state["h"].shape == (3, 4, 5)
+    assert np.prod(model.init_state(4)["h"].shape) == 3 * 4 * 5
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9, 0.99])

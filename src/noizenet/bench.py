@@ -61,10 +61,11 @@ def median_rate(fn: Callable[[], int], *, repeats: int, warmup: int = 1) -> floa
 def _model(hidden: int, categorical: bool, *, dropout: float = 0.0):
     import torch
 
-    from noizenet.models import ModelSpec, NoizeNet
+    from noizenet.models import build, spec_from_dict
 
     torch.manual_seed(0)
-    return NoizeNet(ModelSpec(hidden=hidden, dropout=dropout, levels=256 if categorical else 0))
+    levels = 256 if categorical else 0
+    return build(spec_from_dict({"hidden": hidden, "dropout": dropout, "levels": levels}))
 
 
 def training_rate(
@@ -108,6 +109,8 @@ def paper_training_rate(
     """The authors' algorithm: one optimizer step per sample over a sliding window."""
     import torch
 
+    from noizenet.models.state import detach
+
     model = _model(hidden, False)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     x = torch.randn(1, window + samples + 1, 1)
@@ -120,7 +123,7 @@ def paper_training_rate(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            state = tuple(s.detach() for s in state)
+            state = detach(state)
         return samples
 
     return median_rate(run, repeats=repeats)
@@ -129,26 +132,24 @@ def paper_training_rate(
 def generation_rate(
     hidden: int, categorical: bool, *, streams: int = 1, seconds: float = 0.5, repeats: int = 5
 ) -> float:
-    """Free-running generation with the numba kernels, all streams together."""
-    from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
+    """Free-running generation with the family's kernel (numba), all streams together."""
+    from noizenet.models import family_of
+    from noizenet.sampling import Sampling
 
-    weights = kernel_weights(_model(hidden, categorical).eval())
+    model = _model(hidden, categorical).eval()
+    kernel = family_of(model.spec).kernel(model)
     n = max(int(seconds * SR), 10)
     rng = np.random.default_rng(0)
     if categorical:
         forced = rng.integers(0, 256, (streams, 10))
-        uniforms = rng.random((streams, n))
-        levels = np.linspace(-1, 1, 256)
-
-        def go() -> int:
-            run_categorical(weights, forced, n, level_values=levels, uniforms=uniforms)
-            return streams * n
+        sampling = Sampling(uniforms=rng.random((streams, n)), level_values=np.linspace(-1, 1, 256))
     else:
         forced = rng.standard_normal((streams, 10)).astype(np.float32)
+        sampling = Sampling()
 
-        def go() -> int:
-            run(weights, forced, n)
-            return streams * n
+    def go() -> int:
+        kernel.run(forced, n, sampling)
+        return streams * n
 
     return median_rate(go, repeats=repeats)
 

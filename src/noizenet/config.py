@@ -147,6 +147,9 @@ class CodecConfig:
 
 @dataclass
 class ModelConfig:
+    # the registry entry (noizenet.models.FAMILIES); checked when the spec is made, since the
+    # registry imports torch and this module must not
+    family: str = _f("flat", "model family", cli=False)
     cell: str = _f("lstm", "recurrent cell", flag="--model", choices=CELLS)
     hidden: int = _f(50, "hidden units per layer (paper: 50)", minimum=1, maximum=65536)
     layers: int = _f(1, "stacked recurrent layers", minimum=1, maximum=64)

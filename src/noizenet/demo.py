@@ -128,7 +128,7 @@ def run_demo(
     collapse: dict[str, dict[str, float | None]] = {}
     first_ms: dict[str, Any] = {}
     for name, run in runs.items():
-        categorical = run.info["codec"]["name"] in ("mulaw", "linear-q")
+        categorical = run.model().spec.categorical
         log(f"== generating {seconds:g} s from each seed kind with {MODELS[name][0]}")
         collapse[name] = {}
         for kind in SEEDS:

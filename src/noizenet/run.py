@@ -53,7 +53,7 @@ def save_weights(path: Path, model: Any) -> None:
 
 
 def load_model(path: Path) -> Any:
-    """Rebuild a :class:`~noizenet.models.NoizeNet` from a safetensors file (never unpickles).
+    """Rebuild a model (of its family) from a safetensors file (never unpickles).
 
     A missing, truncated, tampered (checksum), foreign or incompatible file, or weights that do
     not fit their spec, raise :class:`~noizenet.errors.CheckpointError` naming the file.
@@ -61,7 +61,7 @@ def load_model(path: Path) -> Any:
     import torch
 
     from noizenet.errors import CheckpointError
-    from noizenet.models import ModelSpec, NoizeNet
+    from noizenet.models import build, spec_from_dict
     from noizenet.tensorfile import one_line, read_tensors
 
     path = Path(path)
@@ -70,8 +70,7 @@ def load_model(path: Path) -> Any:
         path, fmt=WEIGHTS_FORMAT, versions=(WEIGHTS_VERSION,), what="weights", require_digest=False
     )
     try:
-        spec = ModelSpec(**json.loads(meta["spec"]))
-        model = NoizeNet(spec)
+        model = build(spec_from_dict(json.loads(meta["spec"])))
         model.load_state_dict(tensors, strict=True)
     except Exception as exc:
         raise CheckpointError(

@@ -327,15 +327,12 @@ def audio_stats(y: np.ndarray, *, sr: int = 22050, reference_rms: float) -> dict
 def bits_per_sample(model: Any, codec: Any, tracks: list[np.ndarray]) -> float | None:
     """Cross-entropy of one-step prediction on ``tracks`` in bits per sample.
 
-    Categorical codecs only (mu-law, linear-q): the mean over every predicted sample of
+    Categorical heads only (mu-law, linear-q): the mean over every predicted sample of
     ``-log2 p(next class)``, state carried through each track. ``log2(levels)`` is a uniform
-    guess (8 bits for 256 levels). None for regression codecs, which have no distribution.
+    guess (8 bits for 256 levels). None for regression heads, which have no distribution.
     """
-    if getattr(codec, "kind", None) != "categorical":
+    if not model.spec.categorical:
         return None
-    import math
+    from noizenet.models.loss import bits_per_sample as model_bits
 
-    from noizenet.train.trainer import sequence_loss
-
-    values = [codec.encode(t) for t in tracks]
-    return sequence_loss(model, values, "ce") / math.log(2)
+    return model_bits(model, [codec.encode(t) for t in tracks])

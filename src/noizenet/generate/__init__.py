@@ -13,7 +13,7 @@ import numpy as np
 
 from noizenet.errors import NoizeNetError
 from noizenet.generate.seeds import SeedSpec, make_seed, parse_seed
-from noizenet.sampling import Injection
+from noizenet.sampling import Injection, Sampling
 
 
 @dataclass
@@ -107,7 +107,7 @@ def generate(
     sr = run.sr
     codec = run.codec()
     model = run.model()
-    categorical = codec.kind == "categorical"
+    categorical = model.spec.categorical
     if categorical and injection.mode:
         raise NoizeNetError(
             "--inject applies to regression heads; a categorical head samples, use --temperature"
@@ -147,27 +147,29 @@ def generate(
 
 
 def _free_run(model, codec, forced, steps, injection, temps, top_p, rng) -> np.ndarray:
-    """Prime on ``forced`` and run ``steps`` steps free, with the codec's head."""
-    from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
-
+    """Prime on ``forced`` and run ``steps`` steps free, with the model's head."""
     B = forced.shape[0]
-    if codec.kind == "categorical":
+    if model.spec.categorical:
         uniforms = rng.random((B, max(steps, 1)))
-        _, out, _ = run_categorical(
-            kernel_weights(model),
-            forced,
-            steps,
-            level_values=codec.level_values(),
-            temperature=temps,
-            top_p=top_p,
-            uniforms=uniforms,
+        sampling = Sampling(
+            temperature=temps, top_p=top_p, uniforms=uniforms, level_values=codec.level_values()
         )
-        return out
-    noise = rng.standard_normal((B, max(steps, 1), codec.dim)).astype(np.float32)
-    if forced.ndim == 2:  # one value per step
-        noise = noise[:, :, 0]
-    _, out, _ = run(kernel_weights(model), forced, steps, injection=injection, noise=noise)
+    else:
+        noise = rng.standard_normal((B, max(steps, 1), codec.dim)).astype(np.float32)
+        if forced.ndim == 2:  # one value per step
+            noise = noise[:, :, 0]
+        sampling = Sampling(injection=injection, noise=noise)
+    _, out = _model_path(model)(forced, steps, sampling)
     return out
+
+
+def _model_path(model: Any) -> Any:
+    """How to run ``model`` (``(forced, n_free, sampling) -> (pred, out)``): its family's fast
+    kernel, or its reference path when the family has none (slow but correct)."""
+    from noizenet.models import family_of
+
+    kernel = family_of(model.spec).kernel(model)
+    return kernel.run if kernel is not None else model.reference
 
 
 def _decode(codec, values: np.ndarray, stats: Any, n: int) -> np.ndarray:
@@ -227,8 +229,6 @@ def reproduce(
     """
     from noizenet.audio import load
     from noizenet.codecs import FFTCodec
-    from noizenet.models.flat_kernels import kernel_weights, run_categorical
-    from noizenet.models.flat_kernels import run as run_kernel
 
     run = _open(run)
     codec = run.codec()
@@ -238,16 +238,15 @@ def reproduce(
         raise NoizeNetError(f"{song}: too short to reproduce ({y.size} samples)")
     stats = codec.stats_for(y)
     values = codec.encode(y, stats)
-    weights = kernel_weights(model)
-    if codec.kind == "categorical":
-        pred, _, _ = run_categorical(weights, values[None], 0, level_values=codec.level_values())
+    categorical = model.spec.categorical
+    sampling = Sampling(level_values=codec.level_values() if categorical else None)
+    pred, _ = _model_path(model)(values[None], 0, sampling)
+    if categorical:
         predicted = np.concatenate([y[:1], pred[0, :-1]]).astype(np.float32)
     elif isinstance(codec, FFTCodec):
-        pred, _, _ = run_kernel(weights, values[None], 0)
         frames = np.concatenate([values[:1], pred[0, :-1]])
         predicted = codec.decode(frames, length=y.size)
     else:
-        pred, _, _ = run_kernel(weights, values[None, :], 0)
         predicted = np.concatenate([y[:1], codec.decode(pred[0, :-1], stats)])
     err = y[1:] - predicted[1:]
     signal = np.sum(y[1:].astype(np.float64) ** 2)

@@ -1,17 +1,75 @@
 """Model families behind one interface (see :mod:`noizenet.models.base` for the contract).
 
-``flat`` is the paper's RNN | LSTM | GRU stack -> dropout -> head.
+``flat`` is the paper's RNN | LSTM | GRU stack -> dropout -> head. Everything outside this
+package reaches a model through :func:`build`, :func:`family_of` and the family's module.
 """
 
 from __future__ import annotations
 
-from noizenet.models.flat import (
-    ModelSpec,
-    NoizeNet,
-    OutputDropout,
-    State,
-    detach_state,
-    reset_streams,
-)
+from types import ModuleType
+from typing import Any
 
-__all__ = ["ModelSpec", "NoizeNet", "OutputDropout", "State", "detach_state", "reset_streams"]
+from noizenet.errors import ConfigError
+from noizenet.models import flat
+from noizenet.models.base import Family, Kernel, Model, Spec, State
+from noizenet.models.flat import ModelSpec, NoizeNet, OutputDropout
+
+FAMILIES: dict[str, ModuleType] = {flat.NAME: flat}
+
+
+def register(module: ModuleType) -> None:
+    """Add a family module (one that provides :class:`~noizenet.models.base.Family`'s names)."""
+    FAMILIES[module.NAME] = module
+
+
+def family_of(spec_or_name: Any) -> Any:
+    """The family module of a spec, a model, or a family name."""
+    name = spec_or_name
+    if not isinstance(name, str):
+        name = getattr(getattr(spec_or_name, "spec", spec_or_name), "family", flat.NAME)
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"model.family: unknown family {name!r} (choose from {', '.join(FAMILIES)})"
+        ) from None
+
+
+def build(spec: Spec) -> Model:
+    """The family's network for ``spec`` (fresh weights)."""
+    return family_of(spec).build(spec)
+
+
+def spec_from_dict(raw: dict[str, Any]) -> Spec:
+    """A spec saved with weights or in a checkpoint; one without ``family`` is a flat spec, so
+    run folders and checkpoints from before families load unchanged."""
+    return family_of(str(raw.get("family", flat.NAME))).spec_from_dict(dict(raw))
+
+
+def config_family(model_cfg: Any) -> Any:
+    """The family a ``[model]`` config section trains (``model.family``; flat by default)."""
+    return family_of(str(getattr(model_cfg, "family", flat.NAME)))
+
+
+def spec_from_config(model_cfg: Any, codec: Any) -> Spec:
+    """The spec a run trains, from its ``[model]`` section and the fitted codec."""
+    return config_family(model_cfg).spec_from_config(model_cfg, codec=codec)
+
+
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "Kernel",
+    "Model",
+    "ModelSpec",
+    "NoizeNet",
+    "OutputDropout",
+    "Spec",
+    "State",
+    "build",
+    "config_family",
+    "family_of",
+    "register",
+    "spec_from_config",
+    "spec_from_dict",
+]

@@ -23,6 +23,18 @@ Conventions shared by every family:
   is the slow, obviously correct PyTorch path (one step at a time) that the kernel is tested
   against and that generation falls back to. Both take the same :class:`~noizenet.sampling.Sampling`
   (random draws made by the caller) and return the same thing.
+
+Added with the first implementation (H1):
+
+- **Registry** (:mod:`noizenet.models`): ``FAMILIES``, ``register(module)``, ``family_of``,
+  ``build(spec)``, ``spec_from_dict`` (no ``family`` key: flat, so old files load) and
+  ``spec_from_config``; the config's ``model.family`` (default ``flat``) picks the family.
+  ``spec.categorical`` is the one place that says whether a head is categorical.
+- **Generic state operations** (:mod:`noizenet.models.state`): detach, reset chosen streams,
+  finite, fp32; and **losses over whole tracks** honouring ``lookback``
+  (:mod:`noizenet.models.loss`). Before a song starts, the lookback samples are silence:
+  ``pad_value(spec)`` (0, or the middle level of a categorical head).
+- A model's ``forward(x, None)`` starts from its ``init_state``; ``reference`` primes from it.
 """
 
 from __future__ import annotations

@@ -1,19 +1,29 @@
-"""NoizeNet: input -> RNN | LSTM | GRU stack -> dropout -> head (paper section 4, 5.2).
+"""The ``flat`` family: input -> RNN | LSTM | GRU stack -> dropout -> head (paper section 4, 5.2).
 
 Two heads: a regression head (the paper's: one value, or one FFT block vector, per step) and a
 categorical head (``levels`` > 0: a softmax over quantised sample values, with an embedding of
 the quantised input as SampleRNN found it matters).
+
+This module is the family (:class:`noizenet.models.base.Family`): its spec, construction, the
+model, and the fast kernels of :mod:`noizenet.models.flat_kernels` behind the Kernel contract.
+State is ``{"h"}`` (RNN, GRU) or ``{"h", "c"}`` (LSTM), each (layers, streams, hidden), so
+checkpoints hold ``state.h`` / ``state.c`` as they always did.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # h, or (h, c) for the LSTM
+from noizenet.models.base import State
+from noizenet.sampling import Sampling
+
+NAME = "flat"
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -30,6 +40,7 @@ class ModelSpec:
     out_dim: int = 1  # values per step coming out (regression head)
     levels: int = 0  # > 0: categorical head over this many classes, embedded input
     embedding: int = 32  # size of the input embedding (categorical only)
+    family: str = NAME  # the registry entry (last, so positional construction is unchanged)
 
     @property
     def categorical(self) -> bool:
@@ -39,13 +50,20 @@ class ModelSpec:
         return asdict(self)
 
 
+Spec = ModelSpec
+
+
 class NoizeNet(nn.Module):
     """A recurrent stack over audio samples with a linear head.
 
     ``forward`` runs a whole chunk (training, priming, teacher-forced reproduction); ``step``
     advances one sample (the slow, obviously correct generation path that the fast kernels in
-    :mod:`noizenet.models.flat_kernels` are tested against).
+    :mod:`noizenet.models.flat_kernels` are tested against). Moving it to a GPU (``.to``)
+    flattens the recurrent weights into one block (PyTorch's RNN modules do it in ``_apply``),
+    cuDNN's fast path, so callers need not reach inside.
     """
+
+    lookback = 0  # a chunk needs no samples before its first target
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -68,7 +86,10 @@ class NoizeNet(nn.Module):
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
         """Zero hidden state for ``batch`` streams: (layers, batch, hidden)."""
         h = torch.zeros(self.spec.layers, batch, self.spec.hidden, device=device)
-        return (h, h.clone()) if self.spec.cell == "lstm" else h
+        return {"h": h, "c": h.clone()} if self.spec.cell == "lstm" else {"h": h}
+
+    def state_stream_dims(self) -> dict[str, int]:
+        return {"h": 1, "c": 1} if self.spec.cell == "lstm" else {"h": 1}
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """x: (batch, time, in_dim) -> y: (batch, time, out_dim), final state.
@@ -77,13 +98,31 @@ class NoizeNet(nn.Module):
         """
         if self.embed is not None:
             x = self.embed(x[..., 0].long())  # (batch, time, embedding)
-        out, state = self.rnn(x, state)  # (batch, time, hidden)
-        return self.head(self.drop(out)), state
+        carried = None
+        if state is not None:
+            carried = (state["h"], state["c"]) if "c" in state else state["h"]
+        out, final = self.rnn(x, carried)  # (batch, time, hidden)
+        new = {"h": final[0], "c": final[1]} if isinstance(final, tuple) else {"h": final}
+        return self.head(self.drop(out)), new
 
     def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """x: (batch, in_dim) -> y: (batch, out_dim), next state: one sample at a time."""
         y, state = self.forward(x.unsqueeze(1), state)
         return y.squeeze(1), state
+
+    def reference(
+        self, forced: np.ndarray, n_free: int, sampling: Sampling
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The one-step PyTorch path (:mod:`noizenet.models.flat_reference`)."""
+        from noizenet.models import flat_reference
+
+        if self.spec.categorical:
+            return flat_reference.reference_categorical(
+                self, forced, n_free, **_categorical_args(sampling, forced, n_free)
+            )
+        return flat_reference.reference_run(
+            self, forced, n_free, injection=sampling.injection, noise=sampling.noise
+        )
 
 
 class OutputDropout(nn.Dropout):
@@ -113,16 +152,91 @@ class OutputDropout(nn.Dropout):
         return x * (draws < k - 32768) * (65536.0 / k)
 
 
-def detach_state(state: State) -> State:
-    """Cut the graph between chunks (truncated BPTT) but keep the values."""
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)  # type: ignore[return-value]
-    return state.detach()
+def _categorical_args(sampling: Sampling, forced: np.ndarray, n_free: int) -> dict[str, Any]:
+    """Sampling settings as both categorical paths take them (absent draws: 0.5 each)."""
+    B = np.atleast_2d(forced).shape[0]
+    temps = sampling.temperature
+    if not isinstance(temps, tuple):
+        temps = (np.full(B, float(temps)), np.full(B, float(temps)))
+    uniforms = sampling.uniforms
+    if uniforms is None:
+        uniforms = np.full((B, max(n_free, 1)), 0.5)
+    if sampling.level_values is None:
+        raise ValueError("sampling.level_values: a categorical head needs the value of each class")
+    return {
+        "level_values": sampling.level_values,
+        "temperature": temps,
+        "top_p": sampling.top_p,
+        "uniforms": uniforms,
+    }
 
 
-def reset_streams(state: State, reset: torch.Tensor) -> State:
-    """Zero the state of streams where ``reset`` (batch,) is true: a new song starts there."""
-    keep = (~reset).to(dtype=torch.float32).view(1, -1, 1)
-    if isinstance(state, tuple):
-        return tuple(s * keep.to(s.dtype) for s in state)  # type: ignore[return-value]
-    return state * keep.to(state.dtype)
+class FlatKernel:
+    """The numba kernels (:mod:`noizenet.models.flat_kernels`) behind the Kernel contract."""
+
+    def __init__(self, model: NoizeNet, path: str = "auto") -> None:
+        from noizenet.models.flat_kernels import kernel_weights
+
+        self.weights = kernel_weights(model)
+        self.path = path
+
+    def run(
+        self, forced: np.ndarray, n_free: int, sampling: Sampling
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from noizenet.models import flat_kernels
+
+        if self.weights.categorical:
+            pred, out, _ = flat_kernels.run_categorical(
+                self.weights,
+                forced,
+                n_free,
+                **_categorical_args(sampling, forced, n_free),
+                path=self.path,
+            )
+        else:
+            pred, out, _ = flat_kernels.run(
+                self.weights,
+                forced,
+                n_free,
+                injection=sampling.injection,
+                noise=sampling.noise,
+                path=self.path,
+            )
+        return pred, out
+
+
+# -- the family --------------------------------------------------------------------------------
+def spec_from_config(model: Any, *, codec: Any) -> ModelSpec:
+    """The ``[model]`` section around the fitted codec: its values per step, and its levels
+    when it quantises (then the head is categorical)."""
+    return ModelSpec(
+        cell=model.cell,
+        hidden=model.hidden,
+        layers=model.layers,
+        dropout=model.dropout,
+        in_dim=codec.dim,
+        out_dim=codec.dim,
+        levels=codec.levels if codec.kind == "categorical" else 0,
+        embedding=model.embedding,
+    )
+
+
+def spec_from_dict(raw: dict[str, Any]) -> ModelSpec:
+    """A spec saved with weights; files from before families have no ``family`` key."""
+    known = {f.name for f in dataclasses.fields(ModelSpec)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown flat model settings: {', '.join(unknown)}")
+    return ModelSpec(**raw)
+
+
+def check_config(config: Any) -> None:
+    """The flat stack trains on any chunk, codec and batch the config allows."""
+
+
+def build(spec: ModelSpec) -> NoizeNet:
+    return NoizeNet(spec)
+
+
+def kernel(model: NoizeNet) -> FlatKernel:
+    return FlatKernel(model)

@@ -199,6 +199,7 @@ def _prepare(
 def _prepare_folder(
     dist: Any, config: Config | None, out: Path, *, resume: bool, force: bool, log: Any
 ) -> tuple[Config, dict[str, Any] | None, bool]:
+    from noizenet.models import config_family
     from noizenet.run import read_run_info
     from noizenet.train.distributed import rank_device
     from noizenet.train.trainer import check_precision
@@ -226,7 +227,9 @@ def _prepare_folder(
             f"train.batch: {config.train.batch} streams cannot be shared evenly by "
             f"{dist.world} processes; use a multiple of {dist.world}"
         )
-    # a missing GPU or an unsupported precision is refused before the folder is made
+    # an unknown family, settings it cannot train, a missing GPU or an unsupported precision
+    # are refused before the folder is made
+    config_family(config.model).check_config(config)
     check_precision(
         config.train.precision, rank_device(config.train.device, dist), cell=config.model.cell
     )
@@ -254,7 +257,8 @@ def _train(
     from noizenet.corpus.stats import Moments, moments
     from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
     from noizenet.io import append_jsonl, atomic_write_json, write_jsonl
-    from noizenet.models import ModelSpec
+    from noizenet.models import spec_from_config
+    from noizenet.models.loss import pad_value
     from noizenet.run import Run, save_weights, versions
     from noizenet.train.checkpoint import CheckpointStore, checkpoint_name, share_checkpoint
     from noizenet.train.distributed import rank_device
@@ -292,16 +296,7 @@ def _train(
     train_rms = Moments.combine(t.moments or moments(t.y) for t in corpus.train).rms
 
     seed_everything(config.seed)  # the same initial weights on every rank
-    spec = ModelSpec(
-        cell=config.model.cell,
-        hidden=config.model.hidden,
-        layers=config.model.layers,
-        dropout=config.model.dropout,
-        in_dim=codec.dim,
-        out_dim=codec.dim,
-        levels=getattr(codec, "levels", 0) if codec.kind == "categorical" else 0,
-        embedding=config.model.embedding,
-    )
+    spec = spec_from_config(config.model, codec)
     model = _build_model(spec)
     if dist.enabled:  # each rank its own dropout masks (its streams are its own)
         torch.manual_seed(rank_seed(config.seed, dist.rank))
@@ -312,6 +307,8 @@ def _train(
         chunk=chunk,
         stateless=config.train.stateless,
         stride=config.train.stride or None,
+        lookback=model.lookback,
+        pad=pad_value(spec),
     )
 
     if info is None:
@@ -598,13 +595,12 @@ def _backend_name(dist: Any, device: Any) -> str | None:
 
 
 def _build_model(spec: Any) -> Any:
-    from noizenet.models import NoizeNet
+    from noizenet.models import build
     from noizenet.tensorfile import one_line
 
     try:
-        return NoizeNet(spec)
+        return build(spec)
     except (MemoryError, RuntimeError) as exc:
         raise NoizeNetError(
-            f"model.hidden {spec.hidden} x model.layers {spec.layers} does not fit in memory "
-            f"({one_line(exc)})"
+            f"the model ({spec.to_dict()}) does not fit in memory ({one_line(exc)})"
         ) from None

@@ -82,8 +82,9 @@ class Dist:
             torch_dist.broadcast(t, src=0)
         return t
 
-    def gather_streams(self, t: Any) -> Any:
-        """Every rank's ``t`` of shape (layers, B / world, ...) -> the global (layers, B, ...).
+    def gather_streams(self, t: Any, dim: int) -> Any:
+        """Every rank's ``t`` with B / world streams along axis ``dim`` -> the global tensor
+        with B streams there (the axis the model declares, ``state_stream_dims``).
 
         Rank r holds global streams r, r + W, ...: local stream i is global stream i * W + r.
         """
@@ -94,12 +95,16 @@ class Dist:
 
         parts = [torch.empty_like(t) for _ in range(self.world)]
         torch_dist.all_gather(parts, t.contiguous())
-        stacked = torch.stack(parts, dim=2)  # (layers, B / world, world, ...)
-        return stacked.flatten(1, 2)
+        stacked = torch.stack(parts, dim=dim + 1)  # (..., B / world, world, ...)
+        return stacked.flatten(dim, dim + 1)
 
-    def my_streams(self, t: Any) -> Any:
-        """This rank's streams of a global (layers, B, ...) tensor."""
-        return t if not self.enabled else t[:, self.rank :: self.world].contiguous()
+    def my_streams(self, t: Any, dim: int) -> Any:
+        """This rank's streams of a global tensor with its B streams along axis ``dim``."""
+        if not self.enabled:
+            return t
+        index = [slice(None)] * t.dim()
+        index[dim] = slice(self.rank, None, self.world)
+        return t[tuple(index)].contiguous()
 
     def gather_rows(self, t: Any) -> Any:
         """Every rank's ``t`` stacked: (world, ...), in rank order."""
@@ -192,10 +197,40 @@ def process_group() -> Iterator[Dist]:
         torch_dist.destroy_process_group()
 
 
+def pick_device(name: str = "auto") -> Any:
+    """``auto``: CUDA, then Apple MPS, then CPU. A device this machine lacks is a one-line
+    :class:`~noizenet.errors.NoizeNetError`, not a crash at the first step."""
+    import torch
+
+    from noizenet.errors import NoizeNetError
+
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if mps:
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NoizeNetError(f"train.device: unknown device {name!r}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise NoizeNetError(
+                f"train.device: {name} is not available on this machine "
+                f"({count} CUDA devices); use --device auto or cpu"
+            )
+    elif device.type == "mps" and not mps:
+        raise NoizeNetError("train.device: mps is not available on this machine; use auto or cpu")
+    return device
+
+
 def rank_device(name: str, dist: Dist) -> Any:
     """The device this rank trains on.
 
-    One process: :func:`~noizenet.train.trainer.pick_device`. Several: ``auto`` and ``cuda`` mean
+    One process: :func:`pick_device`. Several: ``auto`` and ``cuda`` mean
     ``cuda:LOCAL_RANK`` (one GPU per process, as torchrun starts them), ``auto`` without CUDA
     means the CPU; naming one GPU (``cuda:N``) or ``mps`` is refused, since every rank would
     take the same device.
@@ -203,7 +238,6 @@ def rank_device(name: str, dist: Dist) -> Any:
     import torch
 
     from noizenet.errors import ConfigError
-    from noizenet.train.trainer import pick_device
 
     if not dist.enabled:
         return pick_device(name)

@@ -12,6 +12,8 @@ as the authors' sliding-window code did.
 
 Targets are the next sample: a chunk of inputs ``v[s : s+L]`` predicts ``v[s+1 : s+L+1]``; the
 last sample of a song has no target, and padding past a song's end is masked out of the loss.
+A model with a ``lookback`` of K (:mod:`noizenet.models.base`) gets ``v[s-K : s+L]``: the K
+samples before the chunk in front of it, silence (``pad``) where they precede the song.
 
 Tracks are read one chunk at a time, by slicing: they may be plain arrays or lazy views (a
 memory-mapped track encoded as it is read, :class:`~noizenet.train.encoded.EncodedTrack`), so
@@ -31,7 +33,7 @@ import numpy as np
 class Batch:
     """One training step for all streams. Shapes are (streams, time[, dim])."""
 
-    x: np.ndarray  # (B, T, dim) inputs
+    x: np.ndarray  # (B, lookback + T, dim) inputs
     y: np.ndarray  # (B, T, dim) targets: the next sample
     mask: np.ndarray  # (B, T) bool, False on padding
     reset: np.ndarray  # (B,) bool: zero this stream's state before the step
@@ -62,9 +64,12 @@ class Streams:
         chunk: int | None,
         stateless: bool = False,
         stride: int | None = None,
+        lookback: int = 0,
+        pad: float = 0.0,
     ) -> None:
         """``tracks``: arrays (samples,) or (samples, dim), or anything with ``len()`` and
-        slicing that returns such arrays (read only a chunk at a time)."""
+        slicing that returns such arrays (read only a chunk at a time). ``lookback``: samples
+        each chunk's input carries before its first target, ``pad`` before a song starts."""
         if not tracks:
             raise ValueError("no tracks to train on")
         self.tracks = list(tracks)
@@ -79,6 +84,10 @@ class Streams:
             raise ValueError("stateless training needs a finite chunk length")
         # the paper's "step size": chunk k of a song starts at k * stride (None: the chunk length)
         self.stride = stride if stride and chunk is not None else None
+        if lookback < 0:
+            raise ValueError(f"lookback must be >= 0, got {lookback}")
+        self.lookback = int(lookback)
+        self.pad = float(pad)
 
     # -- planning --------------------------------------------------------------------------
     def _read(self, song: int, start: int, stop: int) -> np.ndarray:
@@ -162,12 +171,17 @@ class Streams:
         first = np.where(active, chunks[rows, 3], 1).astype(bool)
         T = max(int(length.max()), 1)
         mask = np.arange(T)[None, :] < length[:, None]  # (B, T)
-        x = np.zeros((len(rows), T, self.dim), dtype=np.float32)  # (B, T, dim), 0 on padding
-        y = np.zeros_like(x)
+        K = self.lookback
+        # (B, K + T, dim): the lookback, then the chunk; 0 past a song's end (masked)
+        x = np.zeros((len(rows), K + T, self.dim), dtype=np.float32)
+        y = np.zeros((len(rows), T, self.dim), dtype=np.float32)
+        if K:
+            x[:, :K] = self.pad
         for b in np.flatnonzero(active):
-            n = int(length[b])
-            v = self._read(int(song[b]), int(start[b]), int(start[b]) + n + 1)  # (n + 1, dim)
-            x[b, :n] = v[:n]
-            y[b, :n] = v[1:]
+            n, s = int(length[b]), int(start[b])
+            back = min(s, K)  # lookback samples the song has before this chunk
+            v = self._read(int(song[b]), s - back, s + n + 1)  # (back + n + 1, dim)
+            x[b, K - back : K + n] = v[: back + n]
+            y[b, :n] = v[back + 1 :]
         reset = first | first_step | self.stateless | ~active
         return Batch(x=x, y=y, mask=mask, reset=reset, step=step, total_samples=total)

@@ -39,7 +39,9 @@ from torch import nn
 
 from noizenet.config import TrainConfig
 from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
-from noizenet.models import NoizeNet, State, detach_state, reset_streams
+from noizenet.models import Model, State, build, spec_from_dict
+from noizenet.models import state as states
+from noizenet.models.loss import elementwise_loss, loss_name, sequence_loss_sum
 from noizenet.train.checkpoint import (
     Checkpoint,
     optimizer_from_flat,
@@ -47,36 +49,10 @@ from noizenet.train.checkpoint import (
     rng_from_flat,
     rng_to_flat,
 )
-from noizenet.train.distributed import SINGLE, Dist
+from noizenet.train.distributed import SINGLE, Dist, pick_device
 from noizenet.train.streams import Batch, Streams
 
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA, then Apple MPS, then CPU. A device this machine lacks is a one-line
-    :class:`~noizenet.errors.NoizeNetError`, not a crash at the first step."""
-    from noizenet.errors import NoizeNetError
-
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if mps:
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise NoizeNetError(f"train.device: unknown device {name!r}") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index is not None and device.index >= count):
-            raise NoizeNetError(
-                f"train.device: {name} is not available on this machine "
-                f"({count} CUDA devices); use --device auto or cpu"
-            )
-    elif device.type == "mps" and not mps:
-        raise NoizeNetError("train.device: mps is not available on this machine; use auto or cpu")
-    return device
+__all__ = ["Trainer", "check_precision", "elementwise_loss", "pick_device", "rank_seed"]
 
 
 def check_precision(precision: str, device: torch.device, *, cell: str = "lstm") -> None:
@@ -92,9 +68,7 @@ def check_precision(precision: str, device: torch.device, *, cell: str = "lstm")
         return
     if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"train.precision: {device} has no bf16 support; use fp16 or fp32")
-    from noizenet.models import ModelSpec, NoizeNet
-
-    probe = NoizeNet(ModelSpec(cell=cell, hidden=4, dropout=0.0)).to(device)
+    probe = build(spec_from_dict({"cell": cell, "hidden": 4, "dropout": 0.0})).to(device)
     x = torch.zeros(2, 3, 1, device=device)
     try:
         with torch.autocast(device.type, dtype=dtype):
@@ -119,19 +93,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=cfg.lr)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
-
-
-def elementwise_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Per-sample loss (no reduction), so padding can be masked out."""
-    if name == "mse":
-        return lambda pred, target: (pred - target).pow(2).mean(-1)
-    if name == "mae":
-        return lambda pred, target: (pred - target).abs().mean(-1)
-    if name == "ce":  # categorical head: logits (B, T, levels), target indices (B, T, 1)
-        return lambda logits, target: torch.nn.functional.cross_entropy(
-            logits.flatten(0, -2), target[..., 0].long().flatten(), reduction="none"
-        ).view(target.shape[:-1])
-    raise ValueError(f"unknown loss {name!r}")
 
 
 @dataclass
@@ -170,7 +131,9 @@ class EpochResult:
         }
 
     @classmethod
-    def from_record(cls, r: dict[str, Any]) -> EpochResult:
+    def from_record(cls, r: dict[str, Any], loss: str) -> EpochResult:
+        """A ``record`` read back; ``loss`` is the run's loss name (the model's, not guessed
+        from the record's keys)."""
         train_loss = r["train_loss"]
         return cls(
             epoch=int(r["epoch"]),
@@ -179,7 +142,7 @@ class EpochResult:
             samples=int(r["samples"]),
             seconds=float(r["seconds"]),
             skipped_steps=int(r.get("skipped_steps", 0)),
-            loss="ce" if "train_bits" in r else "mse",
+            loss=loss,
         )
 
 
@@ -205,7 +168,7 @@ class _RollbackError(Exception):
 
 @dataclass
 class Trainer:
-    model: NoizeNet
+    model: Model
     streams: Streams
     cfg: TrainConfig
     seed: int = 0
@@ -222,8 +185,6 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.model.to(self.device)
-        if self.device.type == "cuda":
-            self.model.rnn.flatten_parameters()  # one contiguous weight block: cuDNN's fast path
         if self.dist.enabled:  # (the streams refuse a batch the ranks cannot share evenly)
             with torch.no_grad():  # every rank starts from rank 0's weights
                 for p in self.model.parameters():
@@ -235,7 +196,8 @@ class Trainer:
         # the compiled module shares the model's parameters; checkpoints read self.model
         self.forward = torch.compile(self.model) if self.cfg.compile else self.model
         # a categorical head is trained with cross-entropy whatever train.loss says
-        self.loss_name = "ce" if self.model.spec.categorical else self.cfg.loss
+        self.loss_name = loss_name(self.model.spec, self.cfg.loss)
+        self.stream_dims = self.model.state_stream_dims()
         self.loss_fn = elementwise_loss(self.loss_name)
         self.epoch = 0  # epochs completed
         self.history: list[EpochResult] = []
@@ -268,7 +230,7 @@ class Trainer:
         mask = self._tensor(batch.mask).to(x.dtype)
         if self.state is None:
             self.state = self.model.init_state(x.shape[0], self.device)
-        state = reset_streams(self.state, self._tensor(batch.reset))
+        state = states.reset_streams(self.state, self._tensor(batch.reset), self.stream_dims)
         with self._autocast():
             pred, state = self.forward(x, state)
         # the loss in fp32 whatever the forward's precision; divided by the samples of the WHOLE
@@ -277,7 +239,7 @@ class Trainer:
         loss = (self.loss_fn(pred.float(), y) * mask).sum() / total
         # a non-finite carried state would poison its stream for the rest of the song (and a
         # reset multiplies it by 0, which keeps NaN): zero such entries; finite ones are untouched
-        self.state = _finite_state(_as_float32(detach_state(state)))
+        self.state = states.finite(states.as_float32(states.detach(state)))
         self.optimizer.zero_grad(set_to_none=True)
         if self.dist.enabled:
             # every rank takes part in the reduction, whatever its own loss: decisions are taken
@@ -545,10 +507,9 @@ class Trainer:
             tensors.update(self._rank_rngs())
         if self.state is not None:
             # the whole batch's state (all ranks' streams), so any number of ranks can resume it
-            h, c = self.state if isinstance(self.state, tuple) else (self.state, None)
-            tensors["state.h"] = self.dist.gather_streams(h.detach()).cpu().clone()
-            if c is not None:
-                tensors["state.c"] = self.dist.gather_streams(c.detach()).cpu().clone()
+            for name, t in self.state.items():
+                whole = self.dist.gather_streams(t.detach(), self.stream_dims[name])
+                tensors[f"state.{name}"] = whole.cpu().clone()
         acc = self.progress_acc
         meta = {
             "epoch": self.epoch,
@@ -603,7 +564,11 @@ class Trainer:
         another data plan.
         """
         m = ckpt.meta
-        if m["spec"] != self.model.spec.to_dict():
+        try:
+            saved_spec = spec_from_dict(m["spec"])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint has an unreadable model spec ({exc})") from None
+        if saved_spec != self.model.spec:
             raise CheckpointError(f"checkpoint is for model {m['spec']}, not {self.model.spec}")
         if m.get("seed") != self.seed or m.get("steps_per_epoch") != self.streams.steps_per_epoch():
             raise CheckpointError("checkpoint was made with another seed or other training data")
@@ -612,7 +577,7 @@ class Trainer:
             optimizer_from_flat(self.optimizer, ckpt)
             rng_from_flat(ckpt)
             progress = EpochProgress(**m["progress"])
-            history = [EpochResult.from_record(r) for r in m["history"]]
+            history = [EpochResult.from_record(r, self.loss_name) for r in m["history"]]
             epoch, step = ckpt.position
             global_step = int(m["global_step"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
@@ -625,13 +590,13 @@ class Trainer:
             self.scaler.load_state_dict(m["grad_scaler"])
         # the saved state is the whole batch's: this rank takes its own streams
         saved = ckpt.section("state")
-        state = {k: self.dist.my_streams(v).to(self.device) for k, v in saved.items()}
-        if not state:
-            self.state = None
-        elif "c" in state:
-            self.state = (state["h"], state["c"])
-        else:
-            self.state = state["h"]
+        if saved and set(saved) != set(self.stream_dims):
+            raise CheckpointError(
+                f"checkpoint state holds {', '.join(sorted(saved))}, this model "
+                f"{', '.join(sorted(self.stream_dims))}"
+            )
+        mine = {k: self.dist.my_streams(v, self.stream_dims[k]) for k, v in saved.items()}
+        self.state = {k: v.to(self.device) for k, v in mine.items()} or None
         self.epoch, self.step, self.global_step = epoch, step, global_step
         self.progress_acc = progress
         self.history = history
@@ -681,53 +646,6 @@ def make_grad_scaler(device: torch.device, *, enabled: bool) -> Any:
     return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
 
 
-def _as_float32(state: State) -> State:
-    """The carried state is kept in fp32 (autocast may hand it back in bf16 or fp16)."""
-    if isinstance(state, tuple):
-        return tuple(s.float() for s in state)  # type: ignore[return-value]
-    return state.float()
-
-
-def _finite_state(state: State) -> State:
-    if isinstance(state, tuple):
-        return tuple(torch.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0) for s in state)  # type: ignore[return-value]
-    return torch.nan_to_num(state, nan=0.0, posinf=0.0, neginf=0.0)
-
-
 def rank_seed(seed: int, rank: int, step: int = 0) -> int:
     """The torch seed of one rank's own random numbers (its dropout masks)."""
     return int(np.random.SeedSequence([seed, rank, step, 0xD15]).generate_state(1)[0])
-
-
-def sequence_loss(model: NoizeNet, tracks: list[np.ndarray], loss: str, **options: Any) -> float:
-    """Per-sample loss of one-step prediction over whole tracks, state carried across chunks
-    (``options``: ``device``, ``chunk``, as :func:`sequence_loss_sum` takes them)."""
-    total, count = sequence_loss_sum(model, tracks, loss, **options)
-    return total / max(count, 1)
-
-
-@torch.no_grad()
-def sequence_loss_sum(
-    model: NoizeNet,
-    tracks: list[np.ndarray],
-    loss: str,
-    *,
-    device: torch.device | str = "cpu",
-    chunk: int = 65536,
-) -> tuple[float, int]:
-    """(sum of per-sample losses, samples) of one-step prediction over whole tracks."""
-    was_training = model.training
-    model.eval()
-    fn = elementwise_loss(loss)
-    total, count = 0.0, 0
-    for v in tracks:
-        v = torch.as_tensor(np.asarray(v, dtype=np.float32)).reshape(1, len(v), -1).to(device)
-        state = None
-        for s in range(0, v.shape[1] - 1, chunk):
-            x = v[:, s : min(s + chunk, v.shape[1] - 1)]
-            y = v[:, s + 1 : s + 1 + x.shape[1]]
-            pred, state = model(x, state)
-            total += float(fn(pred, y).sum())
-            count += x.shape[1]
-    model.train(was_training)
-    return total, count
