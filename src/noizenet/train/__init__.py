@@ -492,7 +492,7 @@ def _train(
             loss_figure(
                 records,
                 out=out / "figures" / "loss.png",
-                title=f"{spec.cell.upper()} hidden {spec.hidden}: loss per epoch",
+                title=f"{config.model.cell.upper()} hidden {config.model.hidden}: loss per epoch",
             )
         from noizenet.report import write_run_report
 
