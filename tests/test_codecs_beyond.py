@@ -163,7 +163,7 @@ def codec_runs(tiny_config, tmp_path_factory):
                 {"codec.name": codec, "model.cell": cell, "train.epochs": 1, **extra}
             )
             runs[codec, cell] = train(
-                cfg, root / f"{codec}-{cell}", progress=False, figures=False, log=lambda *a: None
+                cfg, root / f"{codec}-{cell}", progress=False, log=lambda *a: None
             )
     return runs
 

@@ -74,7 +74,7 @@ class Reference:
         def attach(trainer) -> None:
             trainer.on_step.append(lambda tr, b, loss: self.losses.append([tr.global_step, loss]))
 
-        self.run = train(cfg, out, progress=False, figures=False, log=quiet, attach=attach)
+        self.run = train(cfg, out, progress=False, log=quiet, attach=attach)
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +226,7 @@ def test_ctrl_c_under_torchrun_saves_one_checkpoint_that_resumes(cfg, reference,
     err = err.decode()
     assert err.count("stopped by SIGINT") == 1, err[-3000:]  # rank 0 speaks for both
     assert Run.open(out).info["status"] == "interrupted"
-    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    train(None, out, resume=True, progress=False, log=quiet)
     assert_same_training(out, reference)
 
 

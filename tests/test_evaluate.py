@@ -78,7 +78,7 @@ def test_bits_per_sample_of_a_uniform_prediction_is_log2_levels():
 
 def test_a_categorical_run_reports_bits_per_sample(tiny_config, tmp_path):
     cfg = tiny_config.with_overrides({"codec.name": "mulaw", "codec.levels": 64, "train.epochs": 1})
-    run = train(cfg, tmp_path / "mulaw", progress=False, log=lambda *a: None, figures=False)
+    run = train(cfg, tmp_path / "mulaw", progress=False, log=lambda *a: None)
     result = evaluate(run, gen_seconds=0.3, seed_seconds=0.2, write=False)
     bits = result["columns"]["NoizeNet"]["bits_per_sample"]
     assert 0 < bits < 8  # 6 bits is a uniform guess over 64 levels; a trained model beats 8

@@ -120,7 +120,7 @@ def test_stall_injection_only_fires_on_a_stalled_output():
 
 @pytest.mark.parametrize("text", ["periodic:0", "periodic", "stall:1:2", "stall:a:1:1", "foo:3"])
 def test_bad_injection_is_a_clear_error(text):
-    with pytest.raises(NoizeNetError, match="--inject"):
+    with pytest.raises(NoizeNetError, match=r"generation\.inject"):
         Injection.parse(text)
 
 

@@ -30,11 +30,17 @@ __all__ = [
 ]
 
 
-def train(config: Config, out: Any, **kwargs: Any) -> Any:
-    """Train into a run folder; see :func:`noizenet.train.train`."""
+def train(config: Config, out: Any, *, figures: bool = True, **kwargs: Any) -> Any:
+    """Train into a run folder; see :func:`noizenet.train.train`. Like ``noizenet train``, then
+    draws the loss curve and writes the run's report (``figures=False``: neither)."""
     from noizenet.train import train as _train
 
-    return _train(config, out, **kwargs)
+    run = _train(config, out, **kwargs)
+    if figures and run is not None:
+        from noizenet.report import finish_run
+
+        finish_run(run, log=kwargs.get("log", print))
+    return run
 
 
 def generate(run: Any, **kwargs: Any) -> Any:
