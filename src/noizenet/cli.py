@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedded corpus -> train the paper's LSTM and RNN and a mu-law LSTM -> "
         "reproduce, generate, plot (a few minutes on a laptop CPU)",
         description="Build the embedded corpus, train the paper's LSTM and an RNN with the "
-        "same settings and, beside them, an LSTM with a mu-law categorical head; reproduce a "
+        "same settings and, beside them, a mu-law LSTM (a categorical head); reproduce a "
         "held-out song with each, generate from every seed kind and write every figure.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder")
