@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from noizenet.errors import ConfigError
+from noizenet.io import atomic_write_text
 
 WHOLE_SONG = "whole-song"
 CELLS = ("rnn", "lstm", "gru")
@@ -271,7 +274,6 @@ class Config:
         return cfg
 
     def to_toml(self) -> str:
-        import tomli_w
 
         return tomli_w.dumps(self.to_dict())
 
@@ -295,7 +297,6 @@ class Config:
         return cls.from_toml(text, where=str(path))
 
     def save(self, path: str | Path) -> None:
-        from noizenet.io import atomic_write_text
 
         atomic_write_text(Path(path), self.to_toml())
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from noizenet.errors import CheckpointError
+from noizenet.io import atomic_path
 
 DIGEST_KEY = "sha256"
 
@@ -46,8 +47,6 @@ def write_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str])
     """
     import torch
     from safetensors.torch import save_file
-
-    from noizenet.io import atomic_path
 
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     for name, t in clean.items():

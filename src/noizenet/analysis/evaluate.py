@@ -15,6 +15,7 @@ Results go to ``RUN/evaluation.json`` and are printed as a table.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ import numpy as np
 
 from noizenet.config import GenerationConfig, generation_defaults
 from noizenet.errors import AudioError, NoizeNetError
+from noizenet.io import atomic_write_json
+from noizenet.run import Run
 
 COLUMNS = ("NoizeNet", "persistence", "LPC-32", "real audio")
 NON_FINITE = "non-finite"  # a take's collapse when the model's output diverged
@@ -62,7 +65,6 @@ def generation_settings(
 
 
 def _open(run: Any) -> Any:
-    from noizenet.run import Run
 
     return run if isinstance(run, Run) else Run.open(run)
 
@@ -98,8 +100,6 @@ def held_out_tracks(
                 "pass --data SOURCE with held-out audio"
             )
     else:
-        import dataclasses
-
         source_cfg = dataclasses.replace(cfg, source=data)
         tracks = list_tracks(source_cfg, seed=run.config.seed)
         tracks = [t for t in tracks if t.path.resolve() not in trained]
@@ -341,8 +341,6 @@ def evaluate(
         **result,
     }
     if write:
-        from noizenet.io import atomic_write_json
-
         atomic_write_json(run.path / "evaluation.json", result)
     return result
 

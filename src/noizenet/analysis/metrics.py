@@ -15,6 +15,7 @@ are imported where they are used.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -333,7 +334,6 @@ def bits_per_sample(model: Any, codec: Any, tracks: list[np.ndarray]) -> float |
     """
     if getattr(codec, "kind", None) != "categorical":
         return None
-    import math
 
     from noizenet.train.trainer import sequence_loss
 

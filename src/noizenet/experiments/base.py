@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from noizenet.config import Config
-from noizenet.errors import NoizeNetError
+from noizenet.errors import AudioError, NoizeNetError
+from noizenet.io import atomic_write_text
+from noizenet.run import Run
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,6 @@ class Context:
 
     def train(self, label: str, overrides: dict[str, Any] | None = None) -> Any:
         """Train (or reuse) the run ``overrides`` describes; ``label`` names its folder."""
-        from noizenet.run import Run
         from noizenet.train import train
 
         cfg = self.config(overrides)
@@ -250,7 +251,6 @@ class Context:
         if self._held is None:
             from noizenet.analysis.evaluate import HeldOut
             from noizenet.corpus import list_tracks, load_track
-            from noizenet.errors import AudioError
 
             cfg = self.config().data
             tracks = list_tracks(cfg, seed=self.seed)
@@ -397,7 +397,6 @@ def _slug(text: str) -> str:
 def write_result(ctx: Context, title: str, paper: str, result: Result) -> Path:
     """Write ``results.md`` (every table, notes, settings, figures) and ``results.csv`` (the
     first table; further tables as ``results_N.csv``) into the experiment's folder."""
-    from noizenet.io import atomic_write_text
 
     lines = [f"# {ctx.name}: {title}", "", f"Paper: {paper}.", ""]
     for caption, table in result.tables:

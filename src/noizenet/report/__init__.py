@@ -21,16 +21,21 @@ second line of defence.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from noizenet.config import Config
 from noizenet.errors import NoizeNetError
+from noizenet.io import atomic_write_text
+from noizenet.progress import progress_bar
 from noizenet.report.folder import (
     VIEW_SUFFIXES,
     RunFolder,
@@ -87,7 +92,6 @@ def write_report(
     -------
     >>> write_report(["runs/lstm", "runs/rnn"], "runs/compare.html")  # doctest: +SKIP
     """
-    from noizenet.io import atomic_write_text
 
     if not runs:
         raise NoizeNetError("report: give at least one run folder")
@@ -311,7 +315,6 @@ class _Page:
         if run.evaluation is not None:
             parts += [el("h3", "Evaluation"), _json_view(run.evaluation)]
         shown: set[Path] = set()
-        from noizenet.progress import progress_bar
 
         with progress_bar(
             total=len(run.wavs), desc="report", unit="wav", disable=not self.progress
@@ -554,8 +557,6 @@ class _Page:
     def _provenance(self, run: RunFolder) -> Html:
         parts: list[Any] = []
         if run.config:
-            from noizenet.config import Config
-
             defaults = flatten(Config().to_dict())
             rows, classes = [], []
             for k, v in run.config.items():
@@ -619,7 +620,6 @@ class _Page:
 
 # -- helpers --------------------------------------------------------------------------------
 def _document(title: str, body: Html, names: list[str]) -> str:
-    from importlib.resources import files
 
     from noizenet import __version__
 
@@ -752,7 +752,6 @@ def _json_view(obj: Any, caption: str | None = None, depth: int = 0) -> Html:
     """evaluation.json, whatever its shape (``noizenet evaluate`` defines it): a table of tables
     becomes one matrix (rows: the inner names, e.g. metrics; columns: the outer ones, e.g. the
     model and its baselines), a list of records becomes rows, the rest names and values."""
-    import json
 
     if depth > 4:
         return el("pre", json.dumps(obj, indent=1, default=str))

@@ -18,6 +18,8 @@ import contextlib
 import dataclasses
 import shlex
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,16 +28,24 @@ from typing import Any
 import numpy as np
 
 from noizenet.config import WHOLE_SONG, Config
-from noizenet.errors import ConfigError, NoizeNetError
+from noizenet.errors import (
+    CheckpointError,
+    ConfigError,
+    NoizeNetError,
+    TrainingDivergedError,
+    TrainingInterruptedError,
+)
+from noizenet.io import ensure_writable_dir
 from noizenet.run import RUN_DIRS, RUN_FILES, Run, RunInfo, RunWriter, read_run_info, versions
 from noizenet.run.writer import now
+from noizenet.tensorfile import one_line
+from noizenet.train.distributed import process_group, rank_device
 
 RESUMABLE = ("train.epochs",)  # the only settings a resumed run may change
 
 
 def prepare_run_folder(out: Path, *, force: bool = False) -> None:
     """Create ``out``; refuse to overwrite another run unless ``force``."""
-    from noizenet.io import ensure_writable_dir
 
     out = Path(out)
     if (out / "run.json").exists() and not force:
@@ -129,7 +139,6 @@ def train(
     >>> more = cfg.with_overrides({"train.epochs": 4})  # doctest: +SKIP
     >>> run = train(more, "runs/mine", resume=True)  # doctest: +SKIP
     """
-    from noizenet.train.distributed import process_group
 
     with process_group() as dist:
         try:
@@ -157,7 +166,6 @@ def _quiet(*_: Any) -> None:
 
 def _collective_errors() -> tuple[type[Exception], ...]:
     """Errors every rank raises together, which rank 0 reports for all."""
-    from noizenet.errors import TrainingDivergedError, TrainingInterruptedError
 
     return (_RankZeroError, TrainingInterruptedError, TrainingDivergedError)
 
@@ -201,7 +209,6 @@ def _prepare(
 def _prepare_folder(
     dist: Any, config: Config | None, out: Path, *, resume: bool, force: bool, log: Any
 ) -> tuple[Config, RunInfo | None, bool]:
-    from noizenet.train.distributed import rank_device
     from noizenet.train.trainer import check_precision
 
     info: RunInfo | None = None
@@ -252,10 +259,8 @@ def _train(
     from noizenet.codecs import codec_from_state, make_codec
     from noizenet.corpus import load_corpus
     from noizenet.corpus.stats import Moments, moments
-    from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
     from noizenet.models import ModelSpec
     from noizenet.train.checkpoint import CheckpointStore, checkpoint_name, share_checkpoint
-    from noizenet.train.distributed import rank_device
     from noizenet.train.encoded import EncodedTrack
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer, rank_seed
@@ -469,8 +474,6 @@ def _stop_on_signals(trainer: Any) -> Iterator[None]:
     Under torchrun one Ctrl-C arrives twice (from the terminal, and forwarded by torchrun's
     agent): a repeat within ``_SIGNAL_ECHO_S`` counts as the same request.
     """
-    import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -519,7 +522,6 @@ def _backend_name(dist: Any, device: Any) -> str | None:
 
 def _build_model(spec: Any) -> Any:
     from noizenet.models import NoizeNet
-    from noizenet.tensorfile import one_line
 
     try:
         return NoizeNet(spec)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,8 +39,16 @@ import torch
 from torch import nn
 
 from noizenet.config import TrainConfig
-from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
+from noizenet.errors import (
+    CheckpointError,
+    ConfigError,
+    NoizeNetError,
+    TrainingDivergedError,
+    TrainingInterruptedError,
+)
 from noizenet.models import NoizeNet, State, detach_state, reset_streams
+from noizenet.progress import progress_bar
+from noizenet.tensorfile import one_line
 from noizenet.train.checkpoint import (
     Checkpoint,
     optimizer_from_flat,
@@ -54,7 +63,6 @@ from noizenet.train.streams import Batch, Streams
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA, then Apple MPS, then CPU. A device this machine lacks is a one-line
     :class:`~noizenet.errors.NoizeNetError`, not a crash at the first step."""
-    from noizenet.errors import NoizeNetError
 
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if name == "auto":
@@ -85,7 +93,6 @@ def check_precision(precision: str, device: torch.device, *, cell: str = "lstm")
     Tried rather than listed: what autocast supports depends on the device, the PyTorch build
     and the CPU (oneDNN has a bf16 LSTM, but no fp16 one on most CPUs).
     """
-    from noizenet.errors import ConfigError
 
     dtype = AMP_DTYPES[precision]
     if dtype is None:
@@ -101,8 +108,6 @@ def check_precision(precision: str, device: torch.device, *, cell: str = "lstm")
             pred, _ = probe(x)
         pred.float().sum().backward()
     except (RuntimeError, TypeError, ValueError) as exc:
-        from noizenet.tensorfile import one_line
-
         raise ConfigError(
             f"train.precision: {precision} {cell.upper()} training does not run on "
             f"{device.type} here ({one_line(exc, 120)}); use "
@@ -356,7 +361,6 @@ class Trainer:
         Starts mid-epoch when the trainer was restored there. Raises ``_RollbackError`` (handled by
         :meth:`fit`) when the NaN guard gives up on the current position.
         """
-        from noizenet.progress import progress_bar
 
         self.model.train()
         if self.last_good is None:  # a rollback target before the first step
@@ -459,7 +463,6 @@ class Trainer:
             return
         if self._pending:
             self._save(best=best)
-        import signal
 
         # several ranks stop only on a request they all know of (it travels in the step's
         # all-reduce), so that they all save the same checkpoint and stop at the same step
@@ -616,8 +619,6 @@ class Trainer:
             epoch, step = ckpt.position
             global_step = int(m["global_step"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-            from noizenet.tensorfile import one_line
-
             raise CheckpointError(f"checkpoint does not fit this run ({one_line(exc)})") from None
         if int(m.get("world_size", 1)) > 1 or self.dist.enabled:
             self._restore_rank_rngs(ckpt)
