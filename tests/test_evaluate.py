@@ -29,7 +29,7 @@ def test_evaluate_writes_json_and_compares_with_the_baselines(run_copy):
     result = evaluate(tiny_run, gen_seconds=0.5, seed_seconds=0.2)
     saved = json.loads((tiny_run.path / "evaluation.json").read_text())
     assert saved["columns"] == json.loads(json.dumps(result["columns"]))
-    val = [t["id"] for t in tiny_run.info["corpus"]["val"]]
+    val = [t["id"] for t in tiny_run.info.corpus["val"]]
     assert [t["id"] for t in result["held_out"]] == val  # default: the run's validation tracks
     assert result["lpc"]["fitted_on"] == "the run's 3 training tracks"
     cols = result["columns"]
@@ -54,7 +54,7 @@ def test_evaluate_on_another_source_leaves_the_training_tracks_out(run_copy, son
     out = capsys.readouterr().out
     assert "| one-step prediction SNR" in out and "evaluation.json" in out
     saved = json.loads((tiny_run.path / "evaluation.json").read_text())
-    trained = {t["path"] for t in tiny_run.info["corpus"]["train"]}
+    trained = {t["path"] for t in tiny_run.info.corpus["train"]}
     held = {t["path"] for t in saved["held_out"]}
     assert len(held) == 5 - len(trained) and not held & trained
 

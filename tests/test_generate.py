@@ -177,7 +177,7 @@ def test_saved_run_generates_exactly_what_the_in_memory_model_does(tiny_run, inj
     codec, model = tiny_run.codec(), tiny_run.model()
     rng = np.random.default_rng(5)
     seed = make_seed(
-        parse_seed("perlin"), seconds=0.1, sr=22050, rms=tiny_run.info["train_rms"], rng=rng
+        parse_seed("perlin"), seconds=0.1, sr=22050, rms=tiny_run.info.train_rms, rng=rng
     )
     noise = rng.standard_normal((1, 4410)).astype(np.float32)
     _, out = reference_run(
@@ -202,7 +202,7 @@ def test_variations_are_written_as_separate_files(tiny_run, tmp_path):
 
 
 def test_reproduction_is_aligned_and_beats_silence(tiny_run, tmp_path):
-    song = tiny_run.info["corpus"]["val"][0]["path"]
+    song = tiny_run.info.corpus["val"][0]["path"]
     rep = reproduce(tiny_run, song, seconds=0.5, out=tmp_path / "r.wav")
     assert rep.original.size == rep.predicted.size == 11025
     assert rep.predicted[0] == rep.original[0]

@@ -149,7 +149,7 @@ def test_cuda_training_in_each_precision(cfg, tmp_path, precision):
         pytest.skip("this GPU has no bf16")
     c = cfg.with_overrides({"train.device": "cuda", "train.precision": precision})
     run = train(c, tmp_path / precision, progress=False, log=quiet)
-    assert run.info["device"].startswith("cuda") and run.info["precision"] == precision
+    assert run.info.device.startswith("cuda") and run.info.precision == precision
     loss = run.metrics()[0]["train_loss"]
     cpu = train(cfg, tmp_path / "cpu", progress=False, log=quiet)
     assert np.isfinite(loss) and abs(loss - cpu.metrics()[0]["train_loss"]) < 0.05 * loss

@@ -54,7 +54,7 @@ def assert_same_run(run_dir: Path, reference: Run) -> None:
     ]
     expected = [(r["epoch"], r["train_loss"], r["val_loss"]) for r in reference.metrics()]
     assert losses == expected  # the same numbers, each epoch exactly once
-    assert Run.open(run_dir).info["status"] == "complete"
+    assert Run.open(run_dir).info.status == "complete"
 
 
 def worker(config: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -81,7 +81,7 @@ def test_sigkill_at_several_points_then_resume_gives_identical_weights(cfg, refe
     for args, point in zip(kills, points, strict=True):
         p = worker(config, out, *args, "--kill", point)
         assert p.returncode == -signal.SIGKILL, p.stderr
-        assert Run.open(out).info["status"] != "complete"
+        assert Run.open(out).info.status != "complete"
     # the epoch-2 line was written before the kill; the resumed run must not log it twice
     assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
     lines = []
@@ -117,7 +117,7 @@ def test_sigkill_from_outside_at_a_random_moment(cfg, reference, tmp_path):
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
-    assert Run.open(out).info["status"] == "training"
+    assert Run.open(out).info.status == "training"
     from noizenet.cli import main
 
     rc = main(["--quiet", "train", "--resume", str(out)])

@@ -94,10 +94,10 @@ def test_broken_tracks_are_skipped_and_reported(tmp_path, tiny_config):
     cfg = tiny_config.with_overrides({"data.source": str(src), "data.songs": 5, "train.epochs": 1})
     lines = []
     run = train(cfg, tmp_path / "r", progress=False, log=lines.append)
-    skipped = run.info["corpus"]["skipped"]
+    skipped = run.info.corpus["skipped"]
     assert {s["id"] for s in skipped} == {"empty", "junk", "silent"}
     assert any("silent" in line for line in lines)
-    assert len(run.info["corpus"]["train"]) + len(run.info["corpus"]["val"]) == 5
+    assert len(run.info.corpus["train"]) + len(run.info.corpus["val"]) == 5
 
 
 def test_nothing_usable_is_a_clear_error(tmp_path, tiny_config):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from noizenet.config import Config
+from noizenet.config import Config, GenerationConfig
 from noizenet.errors import NoizeNetError
 
 __version__ = "0.1.0"
 __all__ = [
     "Config",
+    "GenerationConfig",
     "NoizeNetError",
     "__version__",
     "demo",
@@ -43,11 +44,12 @@ def train(config: Config, out: Any, *, figures: bool = True, **kwargs: Any) -> A
     return run
 
 
-def generate(run: Any, **kwargs: Any) -> Any:
-    """Generate takes from a run; see :func:`noizenet.generate.generate`."""
+def generate(run: Any, config: Any = None, **kwargs: Any) -> Any:
+    """Generate takes from a run with a :class:`~noizenet.config.GenerationConfig` and/or
+    keyword overrides of its fields; see :func:`noizenet.generate.generate`."""
     from noizenet.generate import generate as _generate
 
-    return _generate(run, **kwargs)
+    return _generate(run, config, **kwargs)
 
 
 def reproduce(run: Any, song: Any, **kwargs: Any) -> Any:
