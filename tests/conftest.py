@@ -91,7 +91,7 @@ def tiny_config(song_dir):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_config, tmp_path_factory):
     """A trained run folder shared by generation, reproduction and CLI tests (read-only)."""
-    from noizenet.train import train
+    from noizenet import train  # the Python API: also draws the loss curve and the report
 
     return train(
         tiny_config, tmp_path_factory.mktemp("runs") / "tiny", progress=False, log=lambda *a: None

@@ -72,7 +72,7 @@ def main() -> None:
 
     config = None if args.resume else Config.load(args.config)
     try:
-        train(config, args.out, resume=args.resume, progress=False, figures=False, attach=attach)
+        train(config, args.out, resume=args.resume, progress=False, attach=attach)
     except NoizeNetError as exc:
         print(f"rank {rank}: {exc}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))

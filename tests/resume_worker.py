@@ -45,7 +45,7 @@ def main() -> None:
             raise SystemExit(f"unknown kill point {args.kill}")
 
     config = None if args.resume else Config.load(args.config)
-    train(config, args.out, resume=args.resume, progress=False, figures=False, attach=attach)
+    train(config, args.out, resume=args.resume, progress=False, attach=attach)
 
 
 if __name__ == "__main__":

@@ -222,7 +222,7 @@ def test_a_song_shorter_than_one_chunk_trains_padded(tmp_path):
             "train.batch": 2,
         }
     )
-    run = train(cfg, tmp_path / "r", progress=False, figures=False, log=lambda *_: None)
+    run = train(cfg, tmp_path / "r", progress=False, log=lambda *_: None)
     assert np.isfinite(run.metrics()[0]["train_loss"])
     assert run.metrics()[0]["samples"] == 2 * (round(0.3 * SR) - 1)
 

@@ -164,7 +164,7 @@ def codec_runs(tiny_config, tmp_path_factory):
                 {"codec.name": codec, "model.cell": cell, "train.epochs": 1, **extra}
             )
             runs[codec, cell] = train(
-                cfg, root / f"{codec}-{cell}", progress=False, figures=False, log=lambda *a: None
+                cfg, root / f"{codec}-{cell}", progress=False, log=lambda *a: None
             )
     return runs
 
@@ -175,14 +175,14 @@ def test_every_codec_trains_generates_and_reproduces_with_every_cell(
     codec_runs, codec, cell, tmp_path
 ):
     r = codec_runs[codec, cell]
-    assert r.info["codec"]["name"] == codec and r.info["codec"]["fitted"]
+    assert r.info.codec["name"] == codec and r.info.codec["fitted"]
     record = r.metrics()[0]
     assert np.isfinite(record["train_loss"])
     if codec != "fft":
-        assert 0 < record["val_bits"] < math.log2(r.info["codec"]["levels"]) + 1
+        assert 0 < record["val_bits"] < math.log2(r.info.codec["levels"]) + 1
     takes = generate(r, seed="perlin", seconds=0.3, seed_seconds=0.1, out=tmp_path / "g.wav")
     assert takes[0].audio.size == round(0.3 * SR) and np.all(np.isfinite(takes[0].audio))
-    song = r.info["corpus"]["val"][0]["path"]
+    song = r.info.corpus["val"][0]["path"]
     rep = reproduce(r, song, seconds=0.3, write=False)
     assert rep.predicted.size == rep.original.size and np.isfinite(rep.snr_db)
 

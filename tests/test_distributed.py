@@ -74,7 +74,7 @@ class Reference:
         def attach(trainer) -> None:
             trainer.on_step.append(lambda tr, b, loss: self.losses.append([tr.global_step, loss]))
 
-        self.run = train(cfg, out, progress=False, figures=False, log=quiet, attach=attach)
+        self.run = train(cfg, out, progress=False, log=quiet, attach=attach)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def assert_same_training(out: Path, reference: Reference) -> None:
     b = load_model(reference.run.weights).state_dict()
     for k in b:
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=0, atol=TOL, err_msg=k)
-    assert Run.open(out).info["status"] == "complete"
+    assert Run.open(out).info.status == "complete"
 
 
 def test_two_processes_take_the_single_process_steps_and_only_rank_zero_writes(
@@ -139,7 +139,7 @@ def test_a_checkpoint_resumes_on_another_number_of_processes(cfg, reference, tmp
     p = launch(first, tmp_path / "c.toml", out, report, "--stop-at", STOP_AT)
     assert p.returncode != 0 and "SIGTERM" in p.stderr, p.stderr[-3000:]
     info = Run.open(out).info
-    assert info["status"] == "interrupted"
+    assert info.status == "interrupted"
     ckpts = sorted((out / "checkpoints").glob("ckpt-*"))
     last = load_checkpoint(ckpts[-1])
     epoch, step = last.position
@@ -165,7 +165,7 @@ def test_torchrun_runs_the_train_command_and_rank_zero_speaks_for_all(cfg, tmp_p
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.count("run folder:") == 1
     assert p.stdout.count("epoch 1/1") == 1
-    assert Run.open(out).info["distributed"]["world_size"] == 2
+    assert Run.open(out).info.distributed["world_size"] == 2
 
     # a batch that 2 processes cannot share: one line, once, exit code 2, nothing written
     bad = tmp_path / "bad"
@@ -225,8 +225,8 @@ def test_ctrl_c_under_torchrun_saves_one_checkpoint_that_resumes(cfg, reference,
             os.killpg(proc.pid, signal.SIGKILL)
     err = err.decode()
     assert err.count("stopped by SIGINT") == 1, err[-3000:]  # rank 0 speaks for both
-    assert Run.open(out).info["status"] == "interrupted"
-    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    assert Run.open(out).info.status == "interrupted"
+    train(None, out, resume=True, progress=False, log=quiet)
     assert_same_training(out, reference)
 
 

@@ -29,7 +29,7 @@ def test_evaluate_writes_json_and_compares_with_the_baselines(run_copy):
     result = evaluate(tiny_run, gen_seconds=0.5, seed_seconds=0.2)
     saved = json.loads((tiny_run.path / "evaluation.json").read_text())
     assert saved["columns"] == json.loads(json.dumps(result["columns"]))
-    val = [t["id"] for t in tiny_run.info["corpus"]["val"]]
+    val = [t["id"] for t in tiny_run.info.corpus["val"]]
     assert [t["id"] for t in result["held_out"]] == val  # default: the run's validation tracks
     assert result["lpc"]["fitted_on"] == "the run's 3 training tracks"
     cols = result["columns"]
@@ -54,7 +54,7 @@ def test_evaluate_on_another_source_leaves_the_training_tracks_out(run_copy, son
     out = capsys.readouterr().out
     assert "| one-step prediction SNR" in out and "evaluation.json" in out
     saved = json.loads((tiny_run.path / "evaluation.json").read_text())
-    trained = {t["path"] for t in tiny_run.info["corpus"]["train"]}
+    trained = {t["path"] for t in tiny_run.info.corpus["train"]}
     held = {t["path"] for t in saved["held_out"]}
     assert len(held) == 5 - len(trained) and not held & trained
 
@@ -78,7 +78,7 @@ def test_bits_per_sample_of_a_uniform_prediction_is_log2_levels():
 
 def test_a_categorical_run_reports_bits_per_sample(tiny_config, tmp_path):
     cfg = tiny_config.with_overrides({"codec.name": "mulaw", "codec.levels": 64, "train.epochs": 1})
-    run = train(cfg, tmp_path / "mulaw", progress=False, log=lambda *a: None, figures=False)
+    run = train(cfg, tmp_path / "mulaw", progress=False, log=lambda *a: None)
     result = evaluate(run, gen_seconds=0.3, seed_seconds=0.2, write=False)
     bits = result["columns"]["NoizeNet"]["bits_per_sample"]
     assert 0 < bits < 8  # 6 bits is a uniform guess over 64 levels; a trained model beats 8

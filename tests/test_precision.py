@@ -47,7 +47,6 @@ def test_bf16_on_the_cpu_trains_close_to_fp32(cfg, tmp_path):
             cfg.with_overrides({"train.precision": p}),
             tmp_path / p,
             progress=False,
-            figures=False,
             log=quiet,
         )
         for p in ("fp32", "bf16")
@@ -99,7 +98,6 @@ def test_a_precision_the_device_cannot_run_is_one_line_before_the_folder(cfg, tm
             fp16,
             tmp_path / "r",
             progress=False,
-            figures=False,
             log=quiet,
         )
         assert np.isfinite(run.metrics()[0]["train_loss"])
@@ -111,7 +109,6 @@ def test_compiled_training_gives_the_eager_loss(cfg, tmp_path):
             cfg.with_overrides({"train.compile": c}),
             tmp_path / str(c),
             progress=False,
-            figures=False,
             log=quiet,
         )
         for c in (False, True)
@@ -151,10 +148,10 @@ def test_cuda_training_in_each_precision(cfg, tmp_path, precision):
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
     c = cfg.with_overrides({"train.device": "cuda", "train.precision": precision})
-    run = train(c, tmp_path / precision, progress=False, figures=False, log=quiet)
-    assert run.info["device"].startswith("cuda") and run.info["precision"] == precision
+    run = train(c, tmp_path / precision, progress=False, log=quiet)
+    assert run.info.device.startswith("cuda") and run.info.precision == precision
     loss = run.metrics()[0]["train_loss"]
-    cpu = train(cfg, tmp_path / "cpu", progress=False, figures=False, log=quiet)
+    cpu = train(cfg, tmp_path / "cpu", progress=False, log=quiet)
     assert np.isfinite(loss) and abs(loss - cpu.metrics()[0]["train_loss"]) < 0.05 * loss
 
 

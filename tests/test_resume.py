@@ -37,7 +37,7 @@ def cfg(tiny_config):
 def reference(cfg, tmp_path_factory):
     """The same run, never interrupted."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    return train(cfg, out, progress=False, figures=False, log=quiet)
+    return train(cfg, out, progress=False, log=quiet)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -54,7 +54,7 @@ def assert_same_run(run_dir: Path, reference: Run) -> None:
     ]
     expected = [(r["epoch"], r["train_loss"], r["val_loss"]) for r in reference.metrics()]
     assert losses == expected  # the same numbers, each epoch exactly once
-    assert Run.open(run_dir).info["status"] == "complete"
+    assert Run.open(run_dir).info.status == "complete"
 
 
 def worker(config: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -81,11 +81,11 @@ def test_sigkill_at_several_points_then_resume_gives_identical_weights(cfg, refe
     for args, point in zip(kills, points, strict=True):
         p = worker(config, out, *args, "--kill", point)
         assert p.returncode == -signal.SIGKILL, p.stderr
-        assert Run.open(out).info["status"] != "complete"
+        assert Run.open(out).info.status != "complete"
     # the epoch-2 line was written before the kill; the resumed run must not log it twice
     assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
     lines = []
-    train(None, out, resume=True, progress=False, figures=False, log=lines.append)
+    train(None, out, resume=True, progress=False, log=lines.append)
     assert any(line.startswith("resuming") for line in lines)
     assert_same_run(out, reference)
     events = [e["event"] for e in read_jsonl(out / "events.jsonl")]
@@ -117,7 +117,7 @@ def test_sigkill_from_outside_at_a_random_moment(cfg, reference, tmp_path):
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
-    assert Run.open(out).info["status"] == "training"
+    assert Run.open(out).info.status == "training"
     from noizenet.cli import main
 
     rc = main(["--quiet", "train", "--resume", str(out)])
@@ -153,17 +153,17 @@ def test_sigint_and_sigterm_checkpoint_and_exit_cleanly(cfg, reference, tmp_path
     # the checkpoint named in the message is the position it stopped at
     name = last.split("checkpoints/")[1].split(")")[0]
     assert load_checkpoint(out / "checkpoints" / name).position[1] >= 0
-    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    train(None, out, resume=True, progress=False, log=quiet)
     assert_same_run(out, reference)
 
 
 def test_epochs_can_be_extended_on_resume(cfg, reference, tmp_path):
     short = cfg.with_overrides({"train.epochs": 2})
-    train(short, tmp_path / "run", progress=False, figures=False, log=quiet)
+    train(short, tmp_path / "run", progress=False, log=quiet)
     lines = []
     train(None, tmp_path / "run", resume=True, progress=False, log=lines.append)
     assert any("already complete" in line for line in lines)
-    train(cfg, tmp_path / "run", resume=True, progress=False, figures=False, log=quiet)
+    train(cfg, tmp_path / "run", resume=True, progress=False, log=quiet)
     assert_same_run(tmp_path / "run", reference)
     assert Run.open(tmp_path / "run").config.train.epochs == 3
     with pytest.raises(ConfigError, match="already trained 3 epochs"):
@@ -191,20 +191,20 @@ def test_a_failed_checkpoint_write_stops_training_and_resume_recovers(
     monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
     out = tmp_path / "run"
     with pytest.raises(WriteError, match="No space left on device") as exc:
-        train(cfg, out, progress=False, figures=False, log=quiet)
+        train(cfg, out, progress=False, log=quiet)
     assert "checkpoints" in str(exc.value) and "\n" not in str(exc.value)
     files = list((out / "checkpoints").iterdir())
     assert all(not p.name.startswith(".") for p in files)  # no temp file left behind
     for p in files:
         load_checkpoint(p)  # every file there is whole
     monkeypatch.setattr(safetensors.torch, "save_file", real)
-    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    train(None, out, resume=True, progress=False, log=quiet)
     assert_same_run(out, reference)
 
 
 def test_resume_refuses_changed_settings_and_data(cfg, tmp_path):
     short = cfg.with_overrides({"train.epochs": 1, "train.checkpoint_every": 0})
-    train(short, tmp_path / "run", progress=False, figures=False, log=quiet)
+    train(short, tmp_path / "run", progress=False, log=quiet)
     with pytest.raises(ConfigError, match=r"model\.hidden is 8 in the run, not 9"):
         train(short.with_overrides({"model.hidden": 9}), tmp_path / "run", resume=True, log=quiet)
     with pytest.raises(NoizeNetError, match="pick one"):
@@ -253,12 +253,12 @@ def test_every_head_resumes_mid_epoch_to_identical_weights(
     tiny_config, tmp_path, overrides, crashes
 ):
     cfg = tiny_config.with_overrides({**overrides, "train.threads": 1})
-    reference = train(cfg, tmp_path / "ref", progress=False, figures=False, log=quiet)
+    reference = train(cfg, tmp_path / "ref", progress=False, log=quiet)
     out = tmp_path / "run"
     with pytest.raises(CrashError):
-        train(cfg, out, progress=False, figures=False, log=quiet, attach=crash_at(*crashes[0]))
+        train(cfg, out, progress=False, log=quiet, attach=crash_at(*crashes[0]))
     with pytest.raises(CrashError):
         train(None, out, resume=True, progress=False, log=quiet, attach=crash_at(*crashes[1]))
-    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    train(None, out, resume=True, progress=False, log=quiet)
     assert_same_run(out, reference)
     assert read_jsonl(out / "metrics.jsonl")[0].keys() == reference.metrics()[0].keys()

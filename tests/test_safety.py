@@ -175,7 +175,7 @@ def test_foreign_wrong_version_wrong_shape_and_swapped_files(
     # consistent file, checksum and all, but shapes that are not the spec's
     wrong = tmp_path / "wrong.safetensors"
     bigger = NoizeNet(ModelSpec(hidden=5)).state_dict()
-    write_tensors(wrong, bigger, {"format": WEIGHTS_FORMAT, "format_version": "1", "spec": spec})
+    write_tensors(wrong, bigger, {"format": WEIGHTS_FORMAT, "format_version": "2", "spec": spec})
     with pytest.raises(CheckpointError, match="do not match their model spec") as exc:
         load_model(wrong)
     assert_one_line_naming(exc, wrong)

@@ -35,7 +35,7 @@ def test_metrics_have_train_and_validation_loss_per_epoch(tiny_run):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_training_lowers_the_loss(tiny_config, tmp_path, cell):
     cfg = tiny_config.with_overrides({"model.cell": cell, "train.epochs": 5, "model.dropout": 0.0})
-    run = train(cfg, tmp_path / cell, progress=False, figures=False, log=quiet)
+    run = train(cfg, tmp_path / cell, progress=False, log=quiet)
     losses = [r["train_loss"] for r in run.metrics()]
     assert losses[-1] < 0.7 * losses[0], losses
 
@@ -43,7 +43,7 @@ def test_training_lowers_the_loss(tiny_config, tmp_path, cell):
 def test_same_seed_same_weights_different_seed_different(tiny_config, tmp_path):
     def weights(seed, name):
         cfg = tiny_config.with_overrides({"seed": seed, "train.epochs": 1})
-        run = train(cfg, tmp_path / name, progress=False, figures=False, log=quiet)
+        run = train(cfg, tmp_path / name, progress=False, log=quiet)
         return np.concatenate([p.detach().numpy().ravel() for p in run.model().parameters()])
 
     a, b, c = weights(1, "a"), weights(1, "b"), weights(2, "c")
@@ -68,16 +68,16 @@ def test_same_seed_same_weights_different_seed_different(tiny_config, tmp_path):
 )
 def test_training_modes_run(tiny_config, tmp_path, overrides):
     cfg = tiny_config.with_overrides({**overrides, "train.epochs": 1})
-    run = train(cfg, tmp_path / "r", progress=False, figures=False, log=quiet)
+    run = train(cfg, tmp_path / "r", progress=False, log=quiet)
     assert np.isfinite(run.metrics()[0]["train_loss"])
 
 
 def test_refuses_to_overwrite_a_run_without_force(tiny_config, tmp_path):
     cfg = tiny_config.with_overrides({"train.epochs": 1})
-    train(cfg, tmp_path / "r", progress=False, figures=False, log=quiet)
+    train(cfg, tmp_path / "r", progress=False, log=quiet)
     with pytest.raises(NoizeNetError, match="already holds a run"):
-        train(cfg, tmp_path / "r", progress=False, figures=False, log=quiet)
-    train(cfg, tmp_path / "r", force=True, progress=False, figures=False, log=quiet)
+        train(cfg, tmp_path / "r", progress=False, log=quiet)
+    train(cfg, tmp_path / "r", force=True, progress=False, log=quiet)
     assert len(Run.open(tmp_path / "r").metrics()) == 1
 
 
@@ -93,11 +93,11 @@ def test_broken_tracks_are_skipped_and_reported(tmp_path, tiny_config):
     sf.write(src / "silent.wav", np.zeros(22050, np.float32), 22050)
     cfg = tiny_config.with_overrides({"data.source": str(src), "data.songs": 5, "train.epochs": 1})
     lines = []
-    run = train(cfg, tmp_path / "r", progress=False, figures=False, log=lines.append)
-    skipped = run.info["corpus"]["skipped"]
+    run = train(cfg, tmp_path / "r", progress=False, log=lines.append)
+    skipped = run.info.corpus["skipped"]
     assert {s["id"] for s in skipped} == {"empty", "junk", "silent"}
     assert any("silent" in line for line in lines)
-    assert len(run.info["corpus"]["train"]) + len(run.info["corpus"]["val"]) == 5
+    assert len(run.info.corpus["train"]) + len(run.info.corpus["val"]) == 5
 
 
 def test_nothing_usable_is_a_clear_error(tmp_path, tiny_config):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from noizenet.config import Config
+from noizenet.config import Config, GenerationConfig
 from noizenet.errors import NoizeNetError
 
 __version__ = "0.1.0"
 __all__ = [
     "Config",
+    "GenerationConfig",
     "NoizeNetError",
     "__version__",
     "demo",
@@ -30,18 +31,25 @@ __all__ = [
 ]
 
 
-def train(config: Config, out: Any, **kwargs: Any) -> Any:
-    """Train into a run folder; see :func:`noizenet.train.train`."""
+def train(config: Config, out: Any, *, figures: bool = True, **kwargs: Any) -> Any:
+    """Train into a run folder; see :func:`noizenet.train.train`. Like ``noizenet train``, then
+    draws the loss curve and writes the run's report (``figures=False``: neither)."""
     from noizenet.train import train as _train
 
-    return _train(config, out, **kwargs)
+    run = _train(config, out, **kwargs)
+    if figures and run is not None:
+        from noizenet.report import finish_run
+
+        finish_run(run, log=kwargs.get("log", print))
+    return run
 
 
-def generate(run: Any, **kwargs: Any) -> Any:
-    """Generate takes from a run; see :func:`noizenet.generate.generate`."""
+def generate(run: Any, config: Any = None, **kwargs: Any) -> Any:
+    """Generate takes from a run with a :class:`~noizenet.config.GenerationConfig` and/or
+    keyword overrides of its fields; see :func:`noizenet.generate.generate`."""
     from noizenet.generate import generate as _generate
 
-    return _generate(run, **kwargs)
+    return _generate(run, config, **kwargs)
 
 
 def reproduce(run: Any, song: Any, **kwargs: Any) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from noizenet.errors import AudioError
+from noizenet.io import atomic_path
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au")
 SAMPLE_RATE = 22050
@@ -102,8 +103,6 @@ def write(path: str | Path, y: np.ndarray, *, sr: int = SAMPLE_RATE) -> Path:
     Refuses non-finite samples: a NaN must never reach a WAV file.
     """
     import soundfile as sf
-
-    from noizenet.io import atomic_path
 
     path = Path(path)
     y = np.asarray(y, dtype=np.float32).reshape(-1)

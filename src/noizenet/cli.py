@@ -7,15 +7,30 @@ Exit codes: 0 success, 2 bad input or configuration (one-line message), 1 an une
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from noizenet.config import WHOLE_SONG, Config, flag_specs, parse_chunk, split_list
-from noizenet.errors import NoizeNetError
+from noizenet import __version__
+from noizenet.config import (
+    WHOLE_SONG,
+    Config,
+    FlagSpec,
+    GenerationConfig,
+    flag_specs,
+    generation_defaults,
+    generation_flag_specs,
+    parse_chunk,
+    split_list,
+)
+from noizenet.errors import ConfigError, NoizeNetError
 
 EXIT_USAGE = 2
+RANDOM_SEED_HELP = "random seed: fixes data split and order, initialisation, dropout and sampling"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +62,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         group = groups.get(section) or groups.setdefault(
             section, p.add_argument_group(f"{section} settings")
         )
-        help_text = f"{spec.help} (default: {spec.default})"
+        help_text = _with_default(spec)
         if spec.kind is bool:
             group.add_argument(
                 spec.flag,
@@ -60,7 +75,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
             _add_list_flag(group, spec)
         else:
             kind = _chunk_arg if spec.dest == "train.chunk" else spec.kind
-            metavar = f"{{N,{WHOLE_SONG}}}" if spec.dest == "train.chunk" else None
+            metavar = f"{{N,{WHOLE_SONG}}}" if spec.dest == "train.chunk" else _metavar(spec)
             group.add_argument(
                 spec.flag,
                 dest=spec.dest,
@@ -70,6 +85,84 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                 metavar=metavar,
                 help=help_text,
             )
+
+
+def _with_default(spec: FlagSpec) -> str:
+    """The help text with its default, unless the text already says it (or there is none)."""
+    if "(default:" in spec.help or spec.default in ("", None):
+        return spec.help
+    return f"{spec.help} (default: {spec.default})"
+
+
+def _metavar(spec: FlagSpec) -> str | None:
+    """A plain value name (``EPOCHS``, not ``TRAIN.EPOCHS``); choices show themselves."""
+    if spec.choices:
+        return None
+    return "N" if spec.flag == "--random-seed" else spec.dest.rpartition(".")[2].upper()
+
+
+class _DeprecatedSeed(argparse.Action):
+    """``--seed N`` on train, demo and experiment: the random seed, as before ``--random-seed``.
+
+    Kept for one release; ``--seed`` is the priming audio wherever it is documented.
+    """
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        print(
+            f"{parser.prog}: --seed N is deprecated and will go: use --random-seed {values} "
+            "(--seed names the priming audio, as in generate)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def _add_random_seed(p: Any, dest: str, default: Any) -> None:
+    """``--random-seed`` and its deprecated spelling ``--seed N`` (hidden from --help)."""
+    shown = f" (default: {default})" if default is not None else " (default: 0)"
+    p.add_argument(
+        "--random-seed",
+        dest=dest,
+        type=int,
+        default=default,
+        metavar="N",
+        help=RANDOM_SEED_HELP + shown,
+    )
+    p.add_argument("--seed", dest=dest, type=int, action=_DeprecatedSeed, help=argparse.SUPPRESS)
+
+
+def _add_generation_flags(p: argparse.ArgumentParser, verb: str) -> None:
+    """One flag per :class:`~noizenet.config.GenerationConfig` field the verb offers."""
+    specs = generation_flag_specs(verb)
+    for spec in specs:
+        p.add_argument(
+            spec.flag,
+            dest=spec.dest,
+            type=spec.kind,
+            default=None,
+            metavar=_metavar(spec),
+            help=_with_default(spec),
+        )
+    p.set_defaults(_flag_names={s.dest: s.flag for s in specs})
+
+
+def generation_from_args(args: argparse.Namespace, verb: str) -> GenerationConfig:
+    """The generation settings the flags of ``verb`` give (defaults for the rest), validated."""
+    base = generation_defaults(verb)
+    given = {
+        s.dest.partition(".")[2]: getattr(args, s.dest)
+        for s in generation_flag_specs(verb)
+        if getattr(args, s.dest, None) is not None
+    }
+    return base.with_overrides(given)
+
+
+_SETTING = re.compile(r"\bgeneration\.([a-z_]+)")
+
+
+def flag_message(message: str, flag_names: dict[str, str]) -> str:
+    """A library message with its setting names (``generation.seconds``) as the verb's flags
+    (``--seconds``)."""
+    return _SETTING.sub(lambda m: flag_names.get(m.group(0), m.group(0)), message)
 
 
 def _add_list_flag(group: Any, spec: Any) -> None:
@@ -105,8 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    from noizenet import __version__
-
     parser.add_argument("--version", action="version", version=f"noizenet {__version__}")
     # the same two flags after the verb too; SUPPRESS keeps the top-level value when absent
     common = _Parser(add_help=False)
@@ -121,11 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         parents=[common],
-        help="embedded corpus -> train LSTM and RNN -> reproduce, "
-        "generate, plot (a few minutes on a laptop CPU)",
-        description="Build the embedded corpus, train the paper's LSTM and an RNN "
-        "with the same settings, reproduce a held-out song with both, generate "
-        "from every seed kind and write every figure.",
+        help="embedded corpus -> train the paper's LSTM and RNN and a mu-law LSTM -> "
+        "reproduce, generate, plot (a few minutes on a laptop CPU)",
+        description="Build the embedded corpus, train the paper's LSTM and an RNN with the "
+        "same settings and, beside them, a mu-law LSTM (a categorical head); reproduce a "
+        "held-out song with each, generate from every seed kind and write every figure.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder")
     p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
@@ -133,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=float, default=None, help="override the generated length in seconds"
     )
     p.add_argument("--force", action="store_true", help="overwrite an earlier demo")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    _add_random_seed(p, "random_seed", 0)
 
     p = sub.add_parser(
         "train",
@@ -155,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "only --epochs may be given (to train further), other flags must match the run",
     )
     _add_train_flags(p)
+    p.add_argument("--seed", dest="seed", type=int, action=_DeprecatedSeed, help=argparse.SUPPRESS)
 
     p = sub.add_parser(
         "report",
@@ -187,38 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
         "back as the next input.",
     )
     p.add_argument("run", type=Path, help="run folder")
-    p.add_argument(
-        "--seed",
-        default="perlin",
-        help="song:PATH[@OFFSET_S], white, perlin or silence (default: perlin)",
-    )
-    p.add_argument("--seconds", type=float, default=10.0, help="generated length (default: 10)")
-    p.add_argument(
-        "--seed-seconds", type=float, default=1.0, help="seconds of seed to prime on (default: 1)"
-    )
-    p.add_argument(
-        "--inject",
-        default=None,
-        help="noise injection: periodic:K (every K steps multiply the fed-back value "
-        "by N(-1,1), the authors' code) or stall:M:EPS:SIGMA (when the last M outputs "
-        "span < EPS, add N(0,SIGMA)); model units; regression heads only",
-    )
-    p.add_argument(
-        "--temperature",
-        default="1.0",
-        help="categorical heads: T, T0:T1 (linear over the take) or a comma list, one per "
-        "variation; 0 is argmax (default: 1.0)",
-    )
-    p.add_argument(
-        "--top-p", type=float, default=1.0, help="categorical heads: nucleus mass (default: 1)"
-    )
-    p.add_argument("--variations", type=int, default=1, help="independent takes (default: 1)")
-    p.add_argument("--random-seed", type=int, default=0, help="fixes noise seeds and injection")
+    _add_generation_flags(p, "generate")
     p.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="WAV file (default: RUN/audio/gen_SEED_eEPOCHS_vI.wav)",
+        metavar="FILE",
+        help="WAV file; with --variations N, _vI is added before .wav (default: "
+        "RUN/audio/gen_SEED_eEPOCHS[_inj-MODE | _tT[-T1][_pP]]_vI.wav, e.g. "
+        "gen_perlin_e10_v0.wav or, from a mu-law run, gen_perlin_e10_t1_v0.wav)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not draw the takes' views")
 
@@ -258,15 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seconds", type=float, default=None, help="seconds of each track (default: the run's)"
     )
-    p.add_argument(
-        "--gen-seconds", type=float, default=5.0, help="free-running length (default: 5)"
-    )
-    p.add_argument(
-        "--seed-seconds", type=float, default=1.0, help="seconds of seed to prime on (default: 1)"
-    )
-    p.add_argument("--inject", default=None, help="noise injection while generating (see generate)")
-    p.add_argument("--temperature", default="1.0", help="categorical heads (default: 1.0)")
-    p.add_argument("--random-seed", type=int, default=0, help="fixes generation and LPC noise")
+    _add_generation_flags(p, "evaluate")
 
     p = sub.add_parser(
         "experiment",
@@ -301,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("runs/experiments"),
         help="output folder (default: runs/experiments)",
     )
-    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_random_seed(q, "random_seed", 0)
     q.add_argument("--fresh", action="store_true", help="retrain runs already in OUT/runs")
 
     p = sub.add_parser(
@@ -358,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     """The data settings of ``train`` (filters, songs, seconds, cache) and --seed, --config."""
     p.add_argument("--config", type=Path, help="TOML config to start from (flags override it)")
+    p.add_argument("--seed", dest="seed", type=int, action=_DeprecatedSeed, help=argparse.SUPPRESS)
     for spec in flag_specs():
         if spec.dest == "data.source" or not (spec.dest.startswith("data.") or spec.dest == "seed"):
             continue
@@ -370,7 +432,8 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
                 type=spec.kind,
                 default=None,
                 choices=spec.choices,
-                help=f"{spec.help} (default: {spec.default})",
+                metavar=_metavar(spec),
+                help=_with_default(spec),
             )
 
 
@@ -383,7 +446,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         seconds=args.seconds,
         force=args.force,
-        seed=args.seed,
+        random_seed=args.random_seed,
         progress=not args.quiet,
     )
     return 0
@@ -397,7 +460,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     out = args.out or Path("runs") / f"{cfg.model.cell}-h{cfg.model.hidden}-s{cfg.seed}"
     run = train(cfg, out, force=args.force, progress=not args.quiet)
+    return _trained(run)
+
+
+def _trained(run: Any) -> int:
+    """After ``train``: the loss curve and the report, drawn by the verb, not by training."""
     if run is not None:  # under torchrun, rank 0 speaks for the run
+        from noizenet.report import finish_run
+
+        finish_run(run)
         print(f"run folder: {run.path}")
     return 0
 
@@ -422,9 +493,7 @@ def _resume_train(args: argparse.Namespace) -> int:
         }
         cfg = resume_config(args.resume, saved.with_overrides(overrides) if overrides else saved)
     run = train(cfg, args.resume, resume=True, force=args.force, progress=not args.quiet)
-    if run is not None:
-        print(f"run folder: {run.path}")
-    return 0
+    return _trained(run)
 
 
 def _writable_parent(out: Path | None) -> None:
@@ -447,26 +516,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from noizenet.generate import generate
     from noizenet.run import Run
 
-    _positive("--seconds", args.seconds)
-    _positive("--seed-seconds", args.seed_seconds)
-    if args.variations < 1:
-        raise NoizeNetError(f"--variations must be >= 1, got {args.variations}")
-    if args.random_seed < 0:
-        raise NoizeNetError(f"--random-seed must be >= 0, got {args.random_seed}")
+    gen = generation_from_args(args, "generate")  # every value checked before the run opens
     _writable_parent(args.out)
     run = Run.open(args.run)  # once: generation and the figures both need it
-    takes = generate(
-        run,
-        seed=args.seed,
-        seconds=args.seconds,
-        seed_seconds=args.seed_seconds,
-        inject=args.inject,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        variations=args.variations,
-        random_seed=args.random_seed,
-        out=args.out,
-    )
+    takes = generate(run, gen, out=args.out)
     for take in takes:
         print(f"wrote {take.path}")
         if not args.no_plot and take.path is not None:
@@ -516,11 +569,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         data=args.data,
         songs=args.songs,
         seconds=args.seconds,
-        gen_seconds=args.gen_seconds,
-        seed_seconds=args.seed_seconds,
-        inject=args.inject,
-        temperature=args.temperature,
-        random_seed=args.random_seed,
+        generation=generation_from_args(args, "evaluate"),
     )
     held = ", ".join(t["id"] for t in result["held_out"])
     print(f"held-out tracks: {held}")
@@ -546,7 +595,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             out=args.out,
             data=args.data,
             scale=args.scale,
-            seed=args.seed,
+            seed=args.random_seed,
             fresh=args.fresh,
             progress=not args.quiet,
             _trained=trained,
@@ -575,8 +624,6 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import json
-
     from noizenet.bench import rows_json, run_bench
 
     if args.repeats < 1:
@@ -590,22 +637,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _positive(flag: str, value: float) -> None:
-    import math
-
     if not math.isfinite(value) or value <= 0:
         raise NoizeNetError(f"{flag} must be a finite number > 0, got {value:g}")
 
 
 def _not_negative(flag: str, value: float) -> None:
-    import math
-
     if not math.isfinite(value) or value < 0:
         raise NoizeNetError(f"{flag} must be a finite number >= 0, got {value:g}")
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    import json
-
     from noizenet.corpus.inspect import format_inspection, inspect_source
 
     cfg = config_from_args(args).with_overrides({"data.source": args.source})
@@ -654,8 +695,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code = getattr(exc, "exit_code", EXIT_USAGE)  # an interrupted run: 128 + signal
         label = "error: " if code == EXIT_USAGE else ""
+        message = _one_line(exc)
+        if isinstance(exc, ConfigError):  # a setting's name, as the flag the user typed
+            message = flag_message(message, getattr(args, "_flag_names", {}))
         if not getattr(exc, "quiet", False):  # torchrun: rank 0 already said what all ranks hit
-            print(f"noizenet {args.verb}: {label}{_one_line(exc)}", file=sys.stderr)
+            print(f"noizenet {args.verb}: {label}{message}", file=sys.stderr)
         return code
     except (OSError, MemoryError) as exc:
         # the machine said no (full disk, no permission, no memory): the user's to fix

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from noizenet.errors import ConfigError
+from noizenet.io import atomic_write_text
 
 WHOLE_SONG = "whole-song"
 CELLS = ("rnn", "lstm", "gru")
@@ -236,7 +239,10 @@ class TrainConfig:
 @dataclass
 class Config:
     seed: int = _f(
-        0, "one seed fixes data split and order, initialisation, dropout and sampling", minimum=0
+        0,
+        "random seed: fixes data split and order, initialisation, dropout and sampling",
+        flag="--random-seed",
+        minimum=0,
     )
     data: DataConfig = field(default_factory=DataConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
@@ -271,7 +277,6 @@ class Config:
         return cfg
 
     def to_toml(self) -> str:
-        import tomli_w
 
         return tomli_w.dumps(self.to_dict())
 
@@ -295,7 +300,6 @@ class Config:
         return cls.from_toml(text, where=str(path))
 
     def save(self, path: str | Path) -> None:
-        from noizenet.io import atomic_write_text
 
         atomic_write_text(Path(path), self.to_toml())
 
@@ -346,6 +350,220 @@ class Config:
                 target = target[p]
             target[name] = value
         return Config.from_dict(raw)
+
+
+# -- generation -------------------------------------------------------------------------------
+SEED_KINDS = ("song", "white", "perlin", "silence")
+INJECTION_MODES = ("periodic", "stall")
+
+
+@dataclass
+class GenerationConfig:
+    """How to generate from a run: the seed it is primed on, and how it runs free.
+
+    The Python twin of the flags of ``noizenet generate`` and (where they apply) ``noizenet
+    evaluate``; see :func:`generation_flag_specs`.
+    """
+
+    seed: str = _f(
+        "perlin",
+        "the audio the model is primed on (the paper's seed): song:PATH[@OFFSET_S], white, "
+        "perlin or silence",
+    )
+    seconds: float = _f(
+        10.0, "generated length in seconds (the seed not included)", minimum=0, exclusive_min=True
+    )
+    seed_seconds: float = _f(
+        1.0, "seconds of seed the hidden state is primed on", minimum=0, exclusive_min=True
+    )
+    inject: str = _f(
+        "none",
+        "regression heads: noise injection, periodic:K (every K steps multiply the fed-back "
+        "value by N(-1,1), the authors' code) or stall:M:EPS:SIGMA (when the last M outputs "
+        "span < EPS, add N(0,SIGMA)), in model units; none: off",
+    )
+    temperature: str = _f(
+        "1",
+        "categorical heads: T, T0:T1 (linear over the take) or a comma list, one per "
+        "variation; 0 is argmax",
+    )
+    top_p: float = _f(
+        1.0,
+        "categorical heads: sample only from the smallest set of classes holding this mass",
+        minimum=0,
+        maximum=1,
+        exclusive_min=True,
+    )
+    variations: int = _f(
+        1,
+        "independent takes, generated side by side (noise seeds, injected noise and sampling "
+        "differ per take; a song seed is shared)",
+        minimum=1,
+        maximum=65536,
+    )
+    random_seed: int = _f(0, "fixes noise seeds, injected noise and sampling", minimum=0)
+
+    def validate(self) -> GenerationConfig:
+        """Check every field: types and ranges, the seed, the injection and the temperatures."""
+        for f in dataclasses.fields(self):
+            _check(f"generation.{f.name}", getattr(self, f.name), f)
+        parse_seed(self.seed)
+        parse_injection(self.inject)
+        parse_temperature(self.temperature)
+        return self
+
+    def with_overrides(self, overrides: dict[str, Any]) -> GenerationConfig:
+        """A validated copy with fields replaced (Python values are accepted as the CLI's text:
+        a number for ``temperature``, None or an Injection for ``inject``, a :class:`SeedSpec`
+        for ``seed``)."""
+        known = {f.name for f in dataclasses.fields(self)}
+        values = {}
+        for name, value in overrides.items():
+            if name not in known:
+                raise ConfigError(
+                    f"generation.{_key(name)}: unknown setting (known: {', '.join(sorted(known))})"
+                )
+            if name == "temperature" and isinstance(value, int | float):
+                value = str(value)
+            elif name == "inject" and value is None:
+                value = "none"
+            elif name in ("seed", "inject") and hasattr(value, "text"):
+                value = value.text  # a SeedSpec, an Injection
+            values[name] = value
+        return dataclasses.replace(self, **values).validate()
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    """A parsed seed: what the model is primed on before it runs free (paper 5.1.4)."""
+
+    kind: str  # song | white | perlin | silence
+    path: Path | None = None  # song seeds only
+    offset: float = 0.0  # seconds into the song
+
+    @property
+    def label(self) -> str:
+        """Short name for file names: ``song-NAME``, ``white``, ..."""
+        return f"song-{self.path.stem}" if self.kind == "song" and self.path else self.kind
+
+    @property
+    def text(self) -> str:
+        """The seed as written on the command line (:func:`parse_seed` reads it back)."""
+        return f"song:{self.path}@{self.offset!r}" if self.kind == "song" else self.kind
+
+
+def parse_seed(text: str) -> SeedSpec:
+    """Parse ``song:PATH[@OFFSET_S]``, ``white``, ``perlin`` or ``silence``."""
+    if text in ("white", "perlin", "silence"):
+        return SeedSpec(text)
+    if text.startswith("song:"):
+        body = text[len("song:") :]
+        offset = 0.0
+        if "@" in body:
+            head, _, tail = body.rpartition("@")
+            try:
+                offset = float(tail)
+                body = head
+            except ValueError:
+                pass  # an '@' that is part of the file name
+        if not body:
+            raise ConfigError("generation.seed: song: needs a path, e.g. song:unseen.mp3@30")
+        if not offset >= 0 or not _finite(offset):
+            raise ConfigError(f"generation.seed: {text!r}: offset must be a number >= 0 seconds")
+        return SeedSpec("song", Path(body).expanduser(), offset)
+    raise ConfigError(
+        f"generation.seed: unknown seed {text!r} (use song:PATH[@OFFSET_S], white, perlin or "
+        "silence)"
+    )
+
+
+def parse_injection(text: str | None) -> tuple[str, dict[str, Any]]:
+    """``periodic:K`` or ``stall:M:EPS:SIGMA`` -> (mode, parameters); ``none`` or None ->
+    ("none", {}). Plain text parsing, so that the CLI can check it without numba or numpy."""
+    if text is None or text == "none":
+        return "none", {}
+    parts = str(text).split(":")
+    try:
+        if parts[0] == "periodic" and len(parts) == 2:
+            k = int(parts[1])
+            if k >= 1:
+                return "periodic", {"period": k}
+        elif parts[0] == "stall" and len(parts) == 4:
+            m, eps, sigma = int(parts[1]), float(parts[2]), float(parts[3])
+            if m >= 1 and eps >= 0 and sigma >= 0 and _finite(eps) and _finite(sigma):
+                return "stall", {"window": m, "eps": eps, "sigma": sigma}
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"generation.inject: {text!r}: expected none, periodic:K (K >= 1) or "
+        "stall:M:EPS:SIGMA (M >= 1, EPS >= 0, SIGMA >= 0)"
+    )
+
+
+def parse_temperature(text: str | float) -> list[tuple[float, float]]:
+    """Temperature schedules from ``T``, ``T0:T1`` (linear over the take) or a comma list of
+    either, one per variation (cycled): a list of (start, end). Temperature 0 is argmax."""
+    items = str(text).split(",")
+    out = []
+    for item in items:
+        try:
+            values = [float(p) for p in item.strip().split(":")]
+        except ValueError:
+            values = []
+        if len(values) not in (1, 2) or any(not _finite(v) or v < 0 for v in values):
+            raise ConfigError(
+                f"generation.temperature: {text!r}: expected T, T0:T1 or a comma list of them "
+                "(T >= 0)"
+            )
+        out.append((values[0], values[-1]))
+    return out
+
+
+#: Which generation settings each verb offers, and under which flag (``evaluate`` primes on
+#: each held-out track, so it has no --seed and no --variations; its --seconds is the tracks').
+GENERATION_FLAGS: dict[str, dict[str, str]] = {
+    "generate": {
+        "seed": "--seed",
+        "seconds": "--seconds",
+        "seed_seconds": "--seed-seconds",
+        "inject": "--inject",
+        "temperature": "--temperature",
+        "top_p": "--top-p",
+        "variations": "--variations",
+        "random_seed": "--random-seed",
+    },
+    "evaluate": {
+        "seconds": "--gen-seconds",
+        "seed_seconds": "--seed-seconds",
+        "inject": "--inject",
+        "temperature": "--temperature",
+        "top_p": "--top-p",
+        "random_seed": "--random-seed",
+    },
+}
+
+
+def generation_defaults(verb: str) -> GenerationConfig:
+    """A verb's generation settings before flags: ``evaluate`` runs free for 5 s per track."""
+    return GenerationConfig(seconds=5.0) if verb == "evaluate" else GenerationConfig()
+
+
+def generation_flag_specs(verb: str) -> list[FlagSpec]:
+    """The generation flags of ``verb`` (see :data:`GENERATION_FLAGS`), in declaration order."""
+    flags = GENERATION_FLAGS[verb]
+    cfg = generation_defaults(verb)
+    return [
+        FlagSpec(
+            f"generation.{f.name}",
+            flags[f.name],
+            f.metadata["help"],
+            getattr(cfg, f.name),
+            f.metadata.get("choices"),
+            type(getattr(cfg, f.name)),
+        )
+        for f in dataclasses.fields(cfg)
+        if f.name in flags
+    ]
 
 
 _SECTIONS = ("data", "codec", "model", "train")

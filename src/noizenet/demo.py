@@ -52,14 +52,15 @@ def run_demo(
     epochs: int | None = None,
     seconds: float | None = None,
     force: bool = False,
-    seed: int = 0,
+    random_seed: int = 0,
     progress: bool = True,
     log: Any = print,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns the paths of everything it wrote.
 
-    ``overrides`` (dotted config names) shrink the demo, e.g. for tests.
+    ``random_seed`` fixes training and generation; ``overrides`` (dotted config names) shrink
+    the demo, e.g. for tests.
     """
     from noizenet.analysis.figures import audio_figures, comparison_figure, loss_figure_multi
     from noizenet.analysis.metrics import collapse_time
@@ -73,7 +74,9 @@ def run_demo(
     if not seconds > 0 or seconds == float("inf"):
         raise NoizeNetError(f"--seconds must be a finite number > 0, got {seconds:g}")
     for model_overrides in (m for _, m in MODELS.values()):  # all checked before training
-        demo_config(seed=seed, epochs=epochs, overrides={**model_overrides, **(overrides or {})})
+        demo_config(
+            seed=random_seed, epochs=epochs, overrides={**model_overrides, **(overrides or {})}
+        )
     if out.exists() and not out.is_dir():
         raise NoizeNetError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not force:
@@ -83,7 +86,7 @@ def run_demo(
     runs = {}
     for name, (label, model_overrides) in MODELS.items():
         cfg = demo_config(
-            seed=seed, epochs=epochs, overrides={**model_overrides, **(overrides or {})}
+            seed=random_seed, epochs=epochs, overrides={**model_overrides, **(overrides or {})}
         )
         log(
             f"== training {label}: hidden {cfg.model.hidden}, dropout {cfg.model.dropout}, "
@@ -104,7 +107,7 @@ def run_demo(
         )
     )
 
-    held_out = runs["lstm"].info["corpus"]["val"][0]
+    held_out = runs["lstm"].info.tracks("val")[0]
     song = Path(held_out["path"])
     log(f"== reproducing held-out song {held_out['id']} ({held_out['genre']})")
     reps = {}
@@ -133,13 +136,13 @@ def run_demo(
         collapse[name] = {}
         for kind in SEEDS:
             seed_text = f"song:{song}@{min(seconds, 10):g}" if kind == "song" else kind
-            gen = {"seed": seed_text, "seconds": seconds, "random_seed": seed}
+            gen = {"seed": seed_text, "seconds": seconds, "random_seed": random_seed}
             if categorical:  # it samples: no noise injection needed
                 take = plain = generate(run, **gen)[0]
             else:  # as the paper ran it (measured, not written), then with its remedy
                 plain = generate(run, **gen, write=False)[0]
                 take = generate(run, **gen, inject=DEMO_INJECT)[0]
-            t = collapse_time(plain.audio, sr=run.sr, reference_rms=run.info["train_rms"])
+            t = collapse_time(plain.audio, sr=run.sr, reference_rms=run.info.train_rms)
             collapse[name][kind] = t
             if kind == "song":
                 first_ms[f"{name}, plain"] = plain.audio
@@ -153,9 +156,9 @@ def run_demo(
                 stem=take.path.stem,
                 title=f"{MODELS[name][0]}: {take.path.name}",
             )
-            when = "never" if t is None else f"after {t * 1000:.0f} ms"
             how = "sampled at temperature 1" if categorical else "without injection"
-            log(f"{name} from {kind}: {how} it collapses {when} -> {take.path}")
+            what = "does not collapse" if t is None else f"collapses after {t * 1000:.0f} ms"
+            log(f"{name} from {kind}: {how} it {what} -> {take.path}")
     written["figures"].append(
         comparison_figure(
             first_ms,
@@ -175,14 +178,14 @@ def run_demo(
             "inject": DEMO_INJECT,
             "seconds": seconds,
             "reproduction_snr_db": {k: r.snr_db for k, r in reps.items()},
-            "final_metrics": {k: r.info["metrics"] for k, r in runs.items()},
+            "final_metrics": {k: r.info.metrics for k, r in runs.items()},
         },
     )
-    from noizenet.report import write_run_report
+    from noizenet.report import finish_run, write_run_report
 
-    # each run's own page (train wrote it before the takes existed), then all side by side
+    # each run's loss curve and own page, now that its takes exist, then all side by side
     for run in runs.values():
-        write_run_report(run.path, log=log, progress=progress)
+        finish_run(run, log=log, progress=progress)
     written["report"] = write_run_report(
         [r.path for r in runs.values()],
         out / "report.html",

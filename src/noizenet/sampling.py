@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from noizenet.config import parse_injection, parse_temperature
+
 INJECT_NONE = 0
 INJECT_PERIODIC = 1  # every K steps the fed-back value is multiplied by a draw from N(-1, 1)
 INJECT_STALL = 2  # when the last M outputs span less than EPS, add N(0, SIGMA) noise
@@ -28,27 +30,36 @@ class Injection:
 
     @staticmethod
     def parse(text: str | None) -> Injection:
-        """``periodic:K`` or ``stall:M:EPS:SIGMA`` (None or 'none': no injection)."""
-        from noizenet.errors import NoizeNetError
+        """``periodic:K`` or ``stall:M:EPS:SIGMA`` (None or 'none': no injection); see
+        :func:`noizenet.config.parse_injection`."""
+        mode, params = parse_injection(text)
+        return Injection(_MODES[mode], **params)
 
-        if text is None or text == "none":
-            return Injection()
-        parts = text.split(":")
-        try:
-            if parts[0] == "periodic" and len(parts) == 2:
-                k = int(parts[1])
-                if k >= 1:
-                    return Injection(INJECT_PERIODIC, period=k)
-            elif parts[0] == "stall" and len(parts) == 4:
-                m, eps, sigma = int(parts[1]), float(parts[2]), float(parts[3])
-                if m >= 1 and eps >= 0 and sigma >= 0:
-                    return Injection(INJECT_STALL, window=m, eps=eps, sigma=sigma)
-        except ValueError:
-            pass
-        raise NoizeNetError(
-            f"--inject {text!r}: expected periodic:K (K >= 1) or "
-            "stall:M:EPS:SIGMA (M >= 1, EPS >= 0, SIGMA >= 0)"
-        )
+    @property
+    def text(self) -> str:
+        """The injection as :meth:`parse` reads it."""
+        if self.mode == INJECT_PERIODIC:
+            return f"periodic:{self.period}"
+        if self.mode == INJECT_STALL:
+            return f"stall:{self.window}:{self.eps!r}:{self.sigma!r}"
+        return "none"
+
+    @property
+    def name(self) -> str | None:
+        """The mode's name (``periodic``, ``stall``), None without injection."""
+        return {INJECT_PERIODIC: "periodic", INJECT_STALL: "stall"}.get(self.mode)
+
+
+_MODES = {"none": INJECT_NONE, "periodic": INJECT_PERIODIC, "stall": INJECT_STALL}
+
+
+def temperature_schedules(text: str | float, streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) temperature per stream, from the text :func:`noizenet.config.parse_temperature`
+    reads (its schedules cycled over ``streams``)."""
+    schedules = parse_temperature(text)
+    idx = np.arange(streams) % len(schedules)
+    starts, ends = (np.asarray(v, np.float64)[idx] for v in zip(*schedules, strict=True))
+    return starts, ends
 
 
 @dataclass

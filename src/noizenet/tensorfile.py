@@ -10,12 +10,18 @@ are caught, not trained or generated from.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
 from noizenet.errors import CheckpointError
+from noizenet.io import atomic_path
 
 DIGEST_KEY = "sha256"
+
+
+class LegacyFormatWarning(UserWarning):
+    """A file in an older format that still loads, but with weaker guarantees."""
 
 
 def tensor_digest(tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> str:
@@ -42,8 +48,6 @@ def write_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str])
     import torch
     from safetensors.torch import save_file
 
-    from noizenet.io import atomic_path
-
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     for name, t in clean.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -54,14 +58,21 @@ def write_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str])
 
 
 def read_tensors(
-    path: Path, *, fmt: str, versions: tuple[str, ...], what: str, require_digest: bool = True
+    path: Path,
+    *,
+    fmt: str,
+    versions: tuple[str, ...],
+    what: str,
+    legacy: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Read a file written by :func:`write_tensors`, checking everything that can be checked.
 
     ``fmt`` is the expected ``format`` metadata (a foreign safetensors file lacks it),
     ``versions`` the ``format_version`` values this code reads, ``what`` names the kind of file
-    in messages. Every problem raises :class:`~noizenet.errors.CheckpointError`, one line,
-    naming ``path``.
+    in messages. The checksum is required, except in ``legacy`` versions (a subset of
+    ``versions``, from before the checksum was added): those still load, with a warning naming
+    the file, since deleting their checksum key would go unnoticed. Every problem raises
+    :class:`~noizenet.errors.CheckpointError`, one line, naming ``path``.
     """
     from safetensors import safe_open
 
@@ -86,8 +97,19 @@ def read_tensors(
             f"(this NoizeNet reads {', '.join(versions)})"
         )
     digest = meta.get(DIGEST_KEY)
-    if digest is None and require_digest:
-        raise CheckpointError(f"{path}: {what} file has no checksum; it cannot be trusted")
+    version = meta["format_version"]
+    if version in legacy:
+        checked = "checksum verified" if digest is not None else "no checksum"
+        warnings.warn(
+            f"{path}: {what} format version {version} from an older NoizeNet ({checked}); "
+            "it loads, but only newer files must carry a checksum",
+            LegacyFormatWarning,
+            stacklevel=3,
+        )
+    elif digest is None:
+        raise CheckpointError(
+            f"{path}: {what} file (format version {version}) has no checksum; it cannot be trusted"
+        )
     if digest is not None and digest != tensor_digest(tensors, meta):
         raise CheckpointError(
             f"{path}: checksum mismatch, the {what} file was corrupted or modified"

@@ -15,6 +15,7 @@ Results go to ``RUN/evaluation.json`` and are printed as a table.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from noizenet.config import GenerationConfig, generation_defaults
 from noizenet.errors import AudioError, NoizeNetError
+from noizenet.io import atomic_write_json
+from noizenet.run import Run
 
 COLUMNS = ("NoizeNet", "persistence", "LPC-32", "real audio")
 NON_FINITE = "non-finite"  # a take's collapse when the model's output diverged
@@ -49,8 +53,18 @@ class Baseline:
     train_audio: list[np.ndarray]  # the run's training tracks ([] if they could not be found)
 
 
+def generation_settings(
+    generation: GenerationConfig | None, overrides: dict[str, Any]
+) -> GenerationConfig:
+    """The generation settings of an evaluation; ``gen_seconds`` names the take's ``seconds``
+    (beside ``evaluate``'s own ``seconds`` of each track)."""
+    overrides = dict(overrides)
+    if "gen_seconds" in overrides:
+        overrides["seconds"] = overrides.pop("gen_seconds")
+    return (generation or generation_defaults("evaluate")).with_overrides(overrides)
+
+
 def _open(run: Any) -> Any:
-    from noizenet.run import Run
 
     return run if isinstance(run, Run) else Run.open(run)
 
@@ -74,11 +88,11 @@ def held_out_tracks(
     run = _open(run)
     cfg = run.config.data
     seconds = seconds or cfg.seconds
-    trained = {Path(t["path"]).resolve() for t in run.info.get("corpus", {}).get("train", [])}
+    trained = {Path(t["path"]).resolve() for t in run.info.tracks("train")}
     if data is None:
         tracks = [
             Track(t["id"], Path(t["path"]), t.get("genre", "unknown"))
-            for t in run.info.get("corpus", {}).get("val", [])
+            for t in run.info.tracks("val")
         ]
         if not tracks:
             raise NoizeNetError(
@@ -86,8 +100,6 @@ def held_out_tracks(
                 "pass --data SOURCE with held-out audio"
             )
     else:
-        import dataclasses
-
         source_cfg = dataclasses.replace(cfg, source=data)
         tracks = list_tracks(source_cfg, seed=run.config.seed)
         tracks = [t for t in tracks if t.path.resolve() not in trained]
@@ -121,7 +133,7 @@ def fit_baseline(run: Any, held: HeldOut | None = None) -> Baseline:
     run = _open(run)
     cfg = run.config.data
     train = []
-    for t in run.info.get("corpus", {}).get("train", []):
+    for t in run.info.tracks("train"):
         try:
             train.append(
                 load_track(
@@ -150,15 +162,16 @@ def evaluate_run(
     run: Any,
     held: HeldOut,
     baseline: Baseline,
+    generation: GenerationConfig | None = None,
     *,
-    gen_seconds: float = 5.0,
-    seed_seconds: float = 1.0,
-    inject: str | None = None,
-    temperature: str | float = 1.0,
-    random_seed: int = 0,
     real: bool = True,
+    **overrides: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every metric of ``run`` on ``held``, beside persistence, LPC-32 and real audio.
+
+    ``generation`` (default: 5 s takes primed on 1 s of each track) and ``overrides`` of its fields
+    (``gen_seconds`` is its ``seconds``) say how each held-out track's take runs free; its seed
+    is always the start of the track itself.
 
     Returns a JSON-ready dict: ``columns`` (column -> metric -> value), ``per_track`` and the
     settings; and the audio behind it: ``predicted`` and ``generated`` (contender -> one signal
@@ -169,10 +182,12 @@ def evaluate_run(
     from noizenet.generate import generate, reproduce
     from noizenet.generate.seeds import SeedSpec, make_seed
 
+    gen = generation_settings(generation, overrides)
+    seed_seconds = gen.seed_seconds
     run = _open(run)
     sr = run.sr
-    ref_rms = float(run.info["train_rms"])
-    rng = np.random.default_rng(random_seed)
+    ref_rms = run.info.train_rms
+    rng = np.random.default_rng(gen.random_seed)
     ys = []
     preds = {"NoizeNet": [], "persistence": [], "LPC-32": []}
     gens: dict[str, list[np.ndarray]] = {"NoizeNet": [], "LPC-32": []}
@@ -191,16 +206,7 @@ def evaluate_run(
         seed = SeedSpec("song", path, held.offset)
         seed_audio = make_seed(seed, seconds=seed_seconds, sr=sr, rms=ref_rms, rng=rng)
         try:
-            audio = generate(
-                run,
-                seed=seed,
-                seconds=gen_seconds,
-                seed_seconds=seed_seconds,
-                inject=inject,
-                temperature=temperature,
-                random_seed=random_seed,
-                write=False,
-            )[0].audio
+            audio = generate(run, gen, seed=seed, variations=1, write=False)[0].audio
         except NoizeNetError as exc:  # a model that diverges is a result, not a crash
             if "non-finite" not in str(exc):
                 raise
@@ -208,7 +214,7 @@ def evaluate_run(
         lpc_take = m.lpc_synthesis(
             baseline.a,
             seed=seed_audio,
-            n=round(gen_seconds * sr),
+            n=round(gen.seconds * sr),
             residual_std=baseline.residual_std,
             rng=rng,
         )
@@ -255,10 +261,11 @@ def evaluate_run(
         "per_track": per_track,
         "generation": {
             "seed": f"the first {seed_seconds:g} s of each held-out track",
-            "seconds": gen_seconds,
-            "inject": inject,
-            "temperature": str(temperature),
-            "random_seed": random_seed,
+            "seconds": gen.seconds,
+            "inject": None if gen.inject == "none" else gen.inject,
+            "temperature": gen.temperature,
+            "top_p": gen.top_p,
+            "random_seed": gen.random_seed,
         },
         "lpc": {"order": int(baseline.a.size - 1), "fitted_on": baseline.fitted_on},
         "reference_rms": ref_rms,
@@ -290,12 +297,9 @@ def evaluate(
     data: str | None = None,
     songs: int = 3,
     seconds: float | None = None,
-    gen_seconds: float = 5.0,
-    seed_seconds: float = 1.0,
-    inject: str | None = None,
-    temperature: str | float = 1.0,
-    random_seed: int = 0,
+    generation: GenerationConfig | None = None,
     write: bool = True,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate a run on held-out tracks and write ``RUN/evaluation.json``.
 
@@ -306,8 +310,9 @@ def evaluate(
         None: the run's own validation tracks
     songs : at most this many held-out tracks
     seconds : seconds of each track (default: the run's ``data.seconds``)
-    gen_seconds, seed_seconds : free-running length, and seed length it is primed on
-    inject, temperature, random_seed : as for :func:`noizenet.generate.generate`
+    generation, overrides : how each track's take runs free, as for :func:`evaluate_run`
+        (``gen_seconds``, ``seed_seconds``, ``inject``, ``temperature``, ``top_p``,
+        ``random_seed``)
 
     Returns
     -------
@@ -315,8 +320,7 @@ def evaluate(
     """
     if songs < 1:
         raise NoizeNetError(f"--songs must be >= 1, got {songs}")
-    if gen_seconds <= 0 or seed_seconds <= 0:
-        raise NoizeNetError("--gen-seconds and --seed-seconds must be > 0")
+    gen = generation_settings(generation, overrides)  # checked before any work
     run = _open(run)
     held = held_out_tracks(run, data=data, songs=songs, seconds=seconds)
     baseline = fit_baseline(run, held)
@@ -324,11 +328,7 @@ def evaluate(
         run,
         held,
         baseline,
-        gen_seconds=gen_seconds,
-        seed_seconds=seed_seconds,
-        inject=inject,
-        temperature=temperature,
-        random_seed=random_seed,
+        gen,
     )
     result = {
         "run": str(run.path),
@@ -341,8 +341,6 @@ def evaluate(
         **result,
     }
     if write:
-        from noizenet.io import atomic_write_json
-
         atomic_write_json(run.path / "evaluation.json", result)
     return result
 

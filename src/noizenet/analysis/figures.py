@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from noizenet.analysis import views
+from noizenet.io import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -81,7 +82,6 @@ def _figure(figsize: tuple[float, float]) -> Iterator[Figure]:
 
 def _save(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically (temp file in the same folder + rename)."""
-    from noizenet.io import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -27,6 +27,7 @@ import json
 import mmap
 import operator
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -41,6 +42,8 @@ import numpy as np
 
 from noizenet.audio import SAMPLE_RATE
 from noizenet.errors import AudioError, NoizeNetError
+from noizenet.io import atomic_path, atomic_write_json, exclusive_lock
+from noizenet.progress import progress_bar
 
 CACHE_VERSION = 1  # bump when decoding changes: every entry of an older version is redone
 FULL_SCALE = 32767  # int16 value of the largest stored amplitude
@@ -202,7 +205,6 @@ class DecodeCache:
         return tracks if isinstance(tracks, dict) else {}
 
     def _save(self, entries: dict[str, dict[str, Any]]) -> None:
-        from noizenet.io import atomic_write_json
 
         try:
             atomic_write_json(
@@ -288,7 +290,6 @@ class DecodeCache:
         workers: int,
         progress: bool,
     ) -> CacheReport:
-        from noizenet.progress import progress_bar
 
         report = CacheReport()
         t0 = last_save = time.perf_counter()
@@ -328,7 +329,6 @@ class DecodeCache:
     @contextlib.contextmanager
     def _locked(self, log: Callable[[str], Any] | None) -> Iterator[None]:
         """Hold the cache's build lock; another builder waits here until we are done."""
-        from noizenet.io import exclusive_lock
 
         def waiting() -> None:
             if log is not None:
@@ -365,7 +365,6 @@ Task = tuple[str, str, str, int]  # (source path, output .npy path, relative fil
 def decode_task(source: str, out: str, file: str, sr: int) -> dict[str, Any]:
     """Decode one source into ``out``; return its manifest entry. Never raises for bad audio."""
     from noizenet import audio
-    from noizenet.io import atomic_path
 
     st = os.stat(source)  # taken first: a file that changes while we decode is redone next time
     entry: dict[str, Any] = {
@@ -522,7 +521,6 @@ class _WorkerProcess:
 
 def _decode_in_workers(tasks: list[Task], workers: int) -> Iterator[tuple[Task, dict[str, Any]]]:
     """Decode in ``workers`` processes, each fed by a thread; yield entries as they finish."""
-    import queue
 
     # The workers import the same noizenet as this process, wherever it came from.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

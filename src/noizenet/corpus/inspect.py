@@ -12,10 +12,11 @@ they are usable; ``decode=True`` decodes every listed track first, so every stat
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from noizenet.config import Config
-from noizenet.errors import NoizeNetError
+from noizenet.errors import AudioError, NoizeNetError
 
 NOT_DECODED = "not decoded yet"
 
@@ -23,7 +24,6 @@ NOT_DECODED = "not decoded yet"
 def _probe(path: Any) -> dict[str, Any]:
     """Header facts of an undecoded file, or the reason it cannot be read."""
     from noizenet import audio
-    from noizenet.errors import AudioError
 
     known = audio.sniff(path) if path.exists() else "no such file"
     if known:
@@ -55,7 +55,6 @@ def inspect_source(
     training and validation ids a run would use, what it skipped, or the error it would stop
     with).
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     from noizenet.corpus import DecodeCache, cache_root, list_tracks, load_corpus, segment_problem
     from noizenet.corpus.stats import moments

@@ -15,6 +15,7 @@ Example
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ class Experiment:
     function: str  # "module:function" in this package, imported when the experiment runs
 
     def load(self) -> Callable[[Any], Any]:
-        import importlib
 
         module, func = self.function.split(":")
         return getattr(importlib.import_module(f"noizenet.experiments.{module}"), func)

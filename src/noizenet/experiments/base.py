@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from noizenet.config import Config
-from noizenet.errors import NoizeNetError
+from noizenet.errors import AudioError, NoizeNetError
+from noizenet.io import atomic_write_text
+from noizenet.run import Run
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,6 @@ class Context:
 
     def train(self, label: str, overrides: dict[str, Any] | None = None) -> Any:
         """Train (or reuse) the run ``overrides`` describes; ``label`` names its folder."""
-        from noizenet.run import Run
         from noizenet.train import train
 
         cfg = self.config(overrides)
@@ -223,7 +224,7 @@ class Context:
             folder = existing[0]
             try:
                 run = Run.open(folder)
-                done = run.info.get("status") == "complete"
+                done = run.info.status == "complete"
                 if done and (folder / "config.toml").read_text(encoding="utf-8") == text:
                     self._trained.add(key)
                     return run
@@ -231,9 +232,9 @@ class Context:
                 pass
         folder = existing[0] if existing else self.runs_dir / f"{_slug(label)}-{key}"
         t0 = time.perf_counter()
-        run = train(cfg, folder, force=True, progress=self.progress, figures=False, log=_quiet)
+        run = train(cfg, folder, force=True, progress=self.progress, log=_quiet)
         self._trained.add(key)
-        m = run.info.get("metrics", {})
+        m = run.info.metrics
         val = m.get("val_loss")
         self.log(
             f"  trained {label}: {cfg.train.epochs} epochs in {time.perf_counter() - t0:.1f} s, "
@@ -250,7 +251,6 @@ class Context:
         if self._held is None:
             from noizenet.analysis.evaluate import HeldOut
             from noizenet.corpus import list_tracks, load_track
-            from noizenet.errors import AudioError
 
             cfg = self.config().data
             tracks = list_tracks(cfg, seed=self.seed)
@@ -274,7 +274,7 @@ class Context:
 
     def trained_on_held_out(self, run: Any) -> bool:
         path = self.held_out().paths[0].resolve()
-        return any(Path(t["path"]).resolve() == path for t in run.info["corpus"]["train"])
+        return any(Path(t["path"]).resolve() == path for t in run.info.tracks("train"))
 
     def real_stats(self, run: Any) -> dict[str, Any]:
         """The real-audio reference row: the held-out track's own statistics, and the log-mel
@@ -288,7 +288,7 @@ class Context:
             train = fit_baseline(run, held).train_audio
             self._real = {
                 "label": f"real audio: held-out {held.ids[0]} (Frechet: training songs to it)",
-                **m.audio_stats(y, sr=run.sr, reference_rms=run.info["train_rms"]),
+                **m.audio_stats(y, sr=run.sr, reference_rms=run.info.train_rms),
                 "frechet": m.log_mel_frechet_distance(train, held.audio, sr=run.sr)
                 if train
                 else None,
@@ -330,7 +330,7 @@ class Context:
             real=False,
         )
         cols = summary["columns"]
-        metrics = run.info.get("metrics", {})
+        metrics = run.info.metrics
 
         def row(name: str) -> dict[str, Any]:
             c = cols[name]
@@ -397,7 +397,6 @@ def _slug(text: str) -> str:
 def write_result(ctx: Context, title: str, paper: str, result: Result) -> Path:
     """Write ``results.md`` (every table, notes, settings, figures) and ``results.csv`` (the
     first table; further tables as ``results_N.csv``) into the experiment's folder."""
-    from noizenet.io import atomic_write_text
 
     lines = [f"# {ctx.name}: {title}", "", f"Paper: {paper}.", ""]
     for caption, table in result.tables:

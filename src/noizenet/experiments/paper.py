@@ -115,7 +115,7 @@ def _one_song(ctx: Context, dropout: float) -> tuple[Any, dict[str, Any], Any, n
     row, base, audio = ctx.measure(run)
     gen = audio["generated"]["NoizeNet"][0]
     if gen is not None:
-        row["spread_1000"] = float(np.std(gen[:1000]) / run.info["train_rms"])
+        row["spread_1000"] = float(np.std(gen[:1000]) / run.info.train_rms)
     return (
         run,
         {"label": f"dropout {dropout:g}", "epochs": run.config.train.epochs, **row},
@@ -252,7 +252,7 @@ def reproduction(ctx: Context) -> Result:
         table.rows.append(
             {
                 "label": cell.upper(),
-                "parameters": run.info["parameters"],
+                "parameters": run.info.parameters,
                 "val_loss": row["val_loss"],
                 "snr_db": row["snr_db"],
                 "vs_persistence": row["snr_db"] - base["persistence"]["snr_db"],
@@ -365,7 +365,7 @@ def fft(ctx: Context) -> Result:
                 take,
                 sr=run.sr,
                 max_period_s=(run.config.codec.block // 2) / run.sr,
-                atol=1e-6 * run.info["train_rms"],
+                atol=1e-6 * run.info.train_rms,
             )
         table.rows.append({"label": label, **row})
         if take is not None:

@@ -11,9 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from noizenet.errors import NoizeNetError
+from noizenet.audio import load
+from noizenet.audio import write as write_wav
+from noizenet.config import GenerationConfig, parse_temperature
+from noizenet.errors import ConfigError, NoizeNetError
 from noizenet.generate.seeds import SeedSpec, make_seed, parse_seed
-from noizenet.sampling import Injection, Sampling
+from noizenet.run import Run, TakeName
+from noizenet.sampling import Injection, Sampling, temperature_schedules
 
 
 @dataclass
@@ -27,96 +31,56 @@ class Take:
     path: Path | None = None
 
 
-def _open(run: Any) -> Any:
-    from noizenet.run import Run
-
+def _open(run: Any) -> Run:
     return run if isinstance(run, Run) else Run.open(run)
-
-
-def parse_temperature(text: str | float, variations: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Per-take temperature schedules from ``T``, ``T0:T1`` (linear over the take) or a comma
-    list of either, one per variation (cycled). Returns (start, end) arrays of length
-    ``variations``. Temperature 0 is argmax."""
-    items = [str(text)] if not isinstance(text, str) else text.split(",")
-    starts, ends = [], []
-    for item in items:
-        parts = item.strip().split(":")
-        try:
-            values = [float(p) for p in parts]
-        except ValueError:
-            values = []
-        if len(values) not in (1, 2) or any(not np.isfinite(v) or v < 0 for v in values):
-            raise NoizeNetError(
-                f"--temperature {text!r}: expected T, T0:T1 or a comma list of them (T >= 0)"
-            )
-        starts.append(values[0])
-        ends.append(values[-1])
-    idx = np.arange(variations) % len(starts)
-    return np.asarray(starts)[idx], np.asarray(ends)[idx]
 
 
 def generate(
     run: Any,
+    config: GenerationConfig | None = None,
     *,
-    seed: str | SeedSpec = "perlin",
-    seconds: float = 10.0,
-    seed_seconds: float = 1.0,
-    inject: str | Injection | None = None,
-    temperature: str | float = 1.0,
-    top_p: float = 1.0,
-    variations: int = 1,
-    random_seed: int = 0,
     out: str | Path | None = None,
     write: bool = True,
+    **overrides: Any,
 ) -> list[Take]:
-    """Prime the run's model on a seed, then let it run free for ``seconds``.
+    """Prime the run's model on a seed, then let it run free for ``config.seconds``.
 
     Parameters
     ----------
     run : run folder (path or :class:`~noizenet.run.Run`)
-    seed : ``song:PATH[@OFFSET_S]``, ``white``, ``perlin`` or ``silence``
-    seconds : length of the generated audio (the seed is not included)
-    seed_seconds : how much seed the hidden state is primed on
-    inject : regression heads: noise injection, ``periodic:K`` or ``stall:M:EPS:SIGMA`` (model
-        units)
-    temperature : categorical heads: ``T``, ``T0:T1`` (linear schedule) or a comma list, one per
-        variation; 0 is argmax
-    top_p : categorical heads: sample only from the smallest set of classes holding this mass
-    variations : independent takes, generated side by side (noise seeds, injected noise and
-        sampling differ per take; a song seed is shared)
-    random_seed : fixes noise seeds, injected noise and sampling
+    config : the generation settings (:class:`~noizenet.config.GenerationConfig`: seed, seconds,
+        seed_seconds, inject, temperature, top_p, variations, random_seed); default: its defaults
+    overrides : fields of ``config`` to replace, e.g. ``seed="white", seconds=5``; every value
+        is validated, and a bad one raises :class:`~noizenet.errors.ConfigError` naming it
+        (``generation.seconds: must be > 0``)
     out : WAV path (with several variations, ``_v{i}`` is added before the suffix); default
-        ``RUN/audio/gen_{seed}_e{epochs}[_t{T}]_v{i}.wav``
+        ``RUN/audio/NAME.wav`` with NAME from :func:`noizenet.run.take_name`, e.g.
+        ``gen_perlin_e10_v0`` (regression heads, ``_inj-MODE`` with injection) or
+        ``gen_perlin_e10_t1_v0`` (categorical heads: temperature, and ``_pP`` below top-p 1)
+    write : False: return the takes without writing them
 
     Returns
     -------
-    list of :class:`Take`, one per variation
+    list of :class:`Take`, one per variation. Injection on a categorical head, and temperature
+    or top-p other than 1 on a regression head, are refused: they would change nothing.
     """
     from noizenet.codecs import steps_for
 
+    cfg = (config or GenerationConfig()).with_overrides(overrides)
     run = _open(run)
-    spec = parse_seed(seed) if isinstance(seed, str) else seed
-    injection = Injection.parse(inject) if not isinstance(inject, Injection) else inject
-    if seconds <= 0 or seed_seconds <= 0:
-        raise NoizeNetError("--seconds and --seed-seconds must be > 0")
-    if variations < 1:
-        raise NoizeNetError(f"--variations must be >= 1, got {variations}")
-    if not 0 < top_p <= 1:
-        raise NoizeNetError(f"--top-p must be in (0, 1], got {top_p}")
-    temps = parse_temperature(temperature, variations)
+    spec = parse_seed(cfg.seed)
+    injection = Injection.parse(cfg.inject)
+    variations, top_p = cfg.variations, cfg.top_p
+    temps = temperature_schedules(cfg.temperature, variations)
     sr = run.sr
     codec = run.codec()
     model = run.model()
     categorical = model.spec.categorical
-    if categorical and injection.mode:
-        raise NoizeNetError(
-            "--inject applies to regression heads; a categorical head samples, use --temperature"
-        )
-    rng = np.random.default_rng(random_seed)
-    n = round(seconds * sr)
-    rms = float(run.info.get("train_rms", 0.1))
+    check_head(cfg, categorical=categorical)
+    rng = np.random.default_rng(cfg.random_seed)
+    n = round(cfg.seconds * sr)
     seeds = [
-        make_seed(spec, seconds=seed_seconds, sr=sr, rms=rms, rng=rng)
+        make_seed(spec, seconds=cfg.seed_seconds, sr=sr, rms=run.info.train_rms, rng=rng)
         for _ in range(variations if spec.kind in ("white", "perlin") else 1)
     ]
     seeds = seeds * (variations // len(seeds))
@@ -127,7 +91,6 @@ def generate(
     values = _free_run(model, codec, forced, steps, injection, temps, top_p, rng)
 
     takes = []
-    epochs = run.info.get("metrics", {}).get("epochs", 0)
     for i in range(variations):
         audio = _decode(codec, values[i], stats[i], n)
         if not np.all(np.isfinite(audio)):
@@ -137,13 +100,33 @@ def generate(
             )
         take = Take(audio, seeds[i], spec, i)
         if write:
-            tag = _tag(categorical, injection, temps[0][i], temps[1][i], top_p)
-            take.path = _take_path(run, out, spec, epochs, i, variations, tag)
-            from noizenet.audio import write as write_wav
-
+            name = TakeName(
+                seed=spec.label,
+                epochs=run.info.epochs_done,
+                variation=i,
+                inject=None if categorical else injection.name,
+                temperature=(float(temps[0][i]), float(temps[1][i])) if categorical else None,
+                top_p=top_p if categorical and top_p < 1 else None,
+            )
+            take.path = _take_path(run, out, name, variations)
             write_wav(take.path, audio, sr=sr)
         takes.append(take)
     return takes
+
+
+def check_head(cfg: GenerationConfig, *, categorical: bool) -> None:
+    """Refuse settings the run's head would ignore (one line each, naming the setting)."""
+    if categorical and Injection.parse(cfg.inject).mode:
+        raise ConfigError(
+            "generation.inject: noise injection applies to regression heads; a categorical "
+            "head samples, use generation.temperature"
+        )
+    if not categorical and (parse_temperature(cfg.temperature) != [(1.0, 1.0)] or cfg.top_p < 1):
+        name = "top_p" if cfg.top_p < 1 else "temperature"
+        raise ConfigError(
+            f"generation.{name}: applies to categorical heads (mulaw, linear-q); this run's "
+            "regression head predicts values, use generation.inject"
+        )
 
 
 def _free_run(model, codec, forced, steps, injection, temps, top_p, rng) -> np.ndarray:
@@ -180,27 +163,12 @@ def _decode(codec, values: np.ndarray, stats: Any, n: int) -> np.ndarray:
     return codec.decode(values, stats)[:n]
 
 
-def _tag(categorical: bool, injection: Injection, t0: float, t1: float, top_p: float) -> str:
-    """What made a take, for its file name (prism-samplernn style)."""
-    if categorical:
-        tag = f"_t{t0:g}" if t0 == t1 else f"_t{t0:g}-{t1:g}"
-        return tag + (f"_p{top_p:g}" if top_p < 1 else "")
-    return {0: "", 1: "_inj-periodic", 2: "_inj-stall"}[injection.mode]
-
-
-def _take_path(
-    run: Any,
-    out: str | Path | None,
-    spec: SeedSpec,
-    epochs: int,
-    i: int,
-    variations: int,
-    tag: str,
-) -> Path:
+def _take_path(run: Run, out: str | Path | None, name: TakeName, variations: int) -> Path:
     if out is not None:
         out = Path(out)
+        i = name.variation
         return out if variations == 1 else out.with_name(f"{out.stem}_v{i}{out.suffix}")
-    return run.path / "audio" / f"gen_{spec.label}_e{epochs}{tag}_v{i}.wav"
+    return run.take_path(name)
 
 
 @dataclass
@@ -227,7 +195,6 @@ def reproduce(
     Regression heads give their prediction; categorical heads the expected value of their
     predicted distribution; FFT models predict each next block, inverted by overlap-add.
     """
-    from noizenet.audio import load
     from noizenet.codecs import FFTCodec
 
     run = _open(run)
@@ -253,9 +220,7 @@ def reproduce(
     snr = float(10 * np.log10(signal / max(np.sum(err.astype(np.float64) ** 2), 1e-20)))
     result = Reproduction(y, predicted, snr)
     if write:
-        from noizenet.audio import write as write_wav
-
-        default = run.path / "audio" / f"reproduction_{Path(song).stem}.wav"
+        default = run.take_path(TakeName(Path(song).stem, reproduction=True))
         result.path = Path(out) if out else default
         write_wav(result.path, predicted, sr=run.sr)
     return result

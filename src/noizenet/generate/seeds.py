@@ -6,50 +6,13 @@ training audio's RMS so that they sit where the model's inputs normally live.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
+from noizenet.audio import load
+from noizenet.config import SEED_KINDS, SeedSpec, parse_seed
 from noizenet.errors import NoizeNetError
 
-SEED_KINDS = ("song", "white", "perlin", "silence")
-
-
-@dataclass(frozen=True)
-class SeedSpec:
-    kind: str  # song | white | perlin | silence
-    path: Path | None = None  # song seeds only
-    offset: float = 0.0  # seconds into the song
-
-    @property
-    def label(self) -> str:
-        """Short name for file names: ``song-NAME``, ``white``, ..."""
-        return f"song-{self.path.stem}" if self.kind == "song" and self.path else self.kind
-
-
-def parse_seed(text: str) -> SeedSpec:
-    """Parse ``song:PATH[@OFFSET_S]``, ``white``, ``perlin`` or ``silence``."""
-    if text in ("white", "perlin", "silence"):
-        return SeedSpec(text)
-    if text.startswith("song:"):
-        body = text[len("song:") :]
-        offset = 0.0
-        if "@" in body:
-            head, _, tail = body.rpartition("@")
-            try:
-                offset = float(tail)
-                body = head
-            except ValueError:
-                pass  # an '@' that is part of the file name
-        if not body:
-            raise NoizeNetError("seed song: needs a path, e.g. song:unseen.mp3@30")
-        if offset < 0:
-            raise NoizeNetError(f"seed {text!r}: offset must be >= 0 seconds")
-        return SeedSpec("song", Path(body).expanduser(), offset)
-    raise NoizeNetError(
-        f"unknown seed {text!r} (use song:PATH[@OFFSET_S], white, perlin or silence)"
-    )
+__all__ = ["SEED_KINDS", "SeedSpec", "make_seed", "parse_seed", "perlin_noise"]
 
 
 def perlin_noise(
@@ -95,8 +58,6 @@ def make_seed(
     if n < 1:
         raise NoizeNetError(f"seed length must be at least one sample, got {seconds} s")
     if spec.kind == "song":
-        from noizenet.audio import load
-
         assert spec.path is not None
         return load(spec.path, sr=sr, offset=spec.offset, duration=seconds)
     if spec.kind == "white":

@@ -21,18 +21,22 @@ second line of defence.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from noizenet.config import Config
 from noizenet.errors import NoizeNetError
+from noizenet.io import atomic_write_text
+from noizenet.progress import progress_bar
 from noizenet.report.folder import (
-    REPRODUCTION_PREFIX,
     VIEW_SUFFIXES,
     RunFolder,
     describe_take,
@@ -40,8 +44,9 @@ from noizenet.report.folder import (
     read_run,
 )
 from noizenet.report.markup import Html, dotted, el, join, key_values, table
+from noizenet.run import parse_take_name
 
-__all__ = ["default_report_path", "write_report", "write_run_report"]
+__all__ = ["default_report_path", "finish_run", "write_report", "write_run_report"]
 
 REPORT_NAME = "report.html"
 _MIME = {".png": "image/png", ".wav": "audio/wav"}
@@ -87,7 +92,6 @@ def write_report(
     -------
     >>> write_report(["runs/lstm", "runs/rnn"], "runs/compare.html")  # doctest: +SKIP
     """
-    from noizenet.io import atomic_write_text
 
     if not runs:
         raise NoizeNetError("report: give at least one run folder")
@@ -130,6 +134,24 @@ def write_run_report(
         return None
     log(f"report: {path}")
     return path
+
+
+def finish_run(run: Any, *, log: Any = print, progress: bool = False) -> Path | None:
+    """What the verb that trained draws once training is done: the loss curve in
+    ``RUN/figures/loss.png`` and the run's own report. Training itself writes no figures."""
+    from noizenet.analysis.figures import loss_figure
+
+    # an epoch without a single good step has no training loss to draw
+    records = [r for r in run.metrics() if r.get("train_loss") is not None]
+    if records:
+        model = run.info.model
+        loss_figure(
+            records,
+            out=run.paths.figures / "loss.png",
+            title=f"{str(model.get('cell', '')).upper()} hidden {model.get('hidden')}: "
+            "loss per epoch",
+        )
+    return write_run_report(run.path, log=log, progress=progress)
 
 
 # -- assets: linked by relative path, or inlined --------------------------------------------
@@ -213,10 +235,10 @@ class _Page:
         columns: list[dict[str, Any]] = []
         for run in self.folders:
             row: dict[str, Any] = {
-                "status": run.info.get("status"),
-                "parameters": run.info.get("parameters"),
+                "status": run.info.status,
+                "parameters": run.info.parameters,
             }
-            row.update(flatten(run.info.get("metrics") or {}))
+            row.update(flatten(run.info.metrics))
             if run.evaluation is not None:
                 row.update(_scalars(flatten(run.evaluation, "evaluation")))
             columns.append(row)
@@ -293,7 +315,6 @@ class _Page:
         if run.evaluation is not None:
             parts += [el("h3", "Evaluation"), _json_view(run.evaluation)]
         shown: set[Path] = set()
-        from noizenet.progress import progress_bar
 
         with progress_bar(
             total=len(run.wavs), desc="report", unit="wav", disable=not self.progress
@@ -336,13 +357,12 @@ class _Page:
         return el("section", *parts, id=anchor)
 
     def _metrics(self, run: RunFolder) -> Html:
-        final = flatten(run.info.get("metrics") or {})
+        final = flatten(run.info.metrics)
         parts = []
         if final:
             parts.append(
                 key_values(
-                    [("status", run.info.get("status"))]
-                    + [(_label(k), v) for k, v in final.items()],
+                    [("status", run.info.status)] + [(_label(k), v) for k, v in final.items()],
                     caption="Final metrics (run.json)",
                 )
             )
@@ -388,10 +408,7 @@ class _Page:
         meta = describe_take(wav.stem)
         caption: list[Any] = [el("strong", wav.name)]
         if meta:
-            caption.append(
-                f" seed {meta['seed']}, after {meta['epochs']} epochs, noise injection "
-                f"{meta['injection']}, variation {meta['variation']}"
-            )
+            caption.append(f" {meta}")
         return self._audio_card(run, wav, caption, shown)
 
     def _audio_card(
@@ -438,7 +455,8 @@ class _Page:
         return "views not drawn: no writable folder"
 
     def _reproduction(self, run: RunFolder, wav: Path, shown: set[Path]) -> Html:
-        song_stem = wav.stem[len(REPRODUCTION_PREFIX) :]
+        name = parse_take_name(wav.stem)
+        song_stem = name.seed if name is not None else wav.stem
         entry = next(
             (e for e in run.corpus_entries() if Path(str(e.get("path", ""))).stem == song_stem),
             None,
@@ -518,7 +536,7 @@ class _Page:
         return card, snr
 
     def _corpus(self, run: RunFolder) -> Html:
-        corpus = run.info.get("corpus") or {}
+        corpus = run.info.corpus
         parts: list[Any] = []
         if corpus.get("source") is not None:
             parts.append(el("p", "Source ", el("span", corpus["source"], class_="path")))
@@ -539,8 +557,6 @@ class _Page:
     def _provenance(self, run: RunFolder) -> Html:
         parts: list[Any] = []
         if run.config:
-            from noizenet.config import Config
-
             defaults = flatten(Config().to_dict())
             rows, classes = [], []
             for k, v in run.config.items():
@@ -558,7 +574,7 @@ class _Page:
                     row_classes=classes,
                 )
             )
-        info = {k: v for k, v in run.info.items() if k not in ("corpus", "metrics")}
+        info = {k: v for k, v in run.info.to_dict().items() if k not in ("corpus", "metrics")}
         parts.append(key_values(flatten(info), caption="Provenance (run.json)"))
         return join(parts)
 
@@ -604,7 +620,6 @@ class _Page:
 
 # -- helpers --------------------------------------------------------------------------------
 def _document(title: str, body: Html, names: list[str]) -> str:
-    from importlib.resources import files
 
     from noizenet import __version__
 
@@ -675,7 +690,7 @@ def _sr(run: RunFolder) -> int:
     from noizenet.audio import SAMPLE_RATE
 
     try:
-        return int(run.info.get("sample_rate") or SAMPLE_RATE)
+        return int(run.info.sample_rate or SAMPLE_RATE)
     except (TypeError, ValueError):
         return SAMPLE_RATE
 
@@ -737,7 +752,6 @@ def _json_view(obj: Any, caption: str | None = None, depth: int = 0) -> Html:
     """evaluation.json, whatever its shape (``noizenet evaluate`` defines it): a table of tables
     becomes one matrix (rows: the inner names, e.g. metrics; columns: the outer ones, e.g. the
     model and its baselines), a list of records becomes rows, the rest names and values."""
-    import json
 
     if depth > 4:
         return el("pre", json.dumps(obj, indent=1, default=str))

@@ -9,19 +9,14 @@ the file that makes a folder a run.
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from noizenet.errors import NoizeNetError
+from noizenet.run import RunInfo, parse_take_name, read_metrics, read_run_info, require_run_folder
+from noizenet.run.takes import REPRODUCTION_PREFIX
 
-#: Generated takes are named by :func:`noizenet.generate._take_path`.
-TAKE_NAME = re.compile(
-    r"^gen_(?P<seed>.+)_e(?P<epochs>\d+)(?:_inj-(?P<inject>[a-z]+))?_v(?P<variation>\d+)$"
-)
-REPRODUCTION_PREFIX = "reproduction_"
 #: Suffixes :func:`noizenet.analysis.figures.audio_figures` adds to a stem; ``views`` combines
 #: the other four.
 VIEW_SUFFIXES = ("views", "waveform", "envelope", "spectrogram", "spectrogram_log")
@@ -32,7 +27,7 @@ class RunFolder:
     """One run folder's files, parsed; missing optional files are empty."""
 
     path: Path
-    info: dict[str, Any]
+    info: RunInfo
     config: dict[str, Any]  # dotted name -> value, as saved (not validated)
     metrics: list[dict[str, Any]]
     evaluation: Any = None  # evaluation.json when present (written by ``noizenet evaluate``)
@@ -49,11 +44,7 @@ class RunFolder:
         return [w for w in self.wavs if w.stem.startswith(REPRODUCTION_PREFIX)]
 
     def corpus_entries(self) -> list[dict[str, Any]]:
-        corpus = self.info.get("corpus") or {}
-        out = []
-        for split in ("train", "val"):
-            out += [e for e in corpus.get(split) or [] if isinstance(e, dict)]
-        return out
+        return self.info.tracks("train") + self.info.tracks("val")
 
     def views_of(self, wav: Path) -> Path | None:
         """The combined views figure of a WAV: in ``figures/`` or beside the WAV."""
@@ -66,39 +57,27 @@ class RunFolder:
 
 def read_run(path: str | Path) -> RunFolder:
     """Read a run folder for reporting; raises :class:`NoizeNetError` if it is not one."""
-    path = Path(path)
-    run_json = path / "run.json"
-    if not run_json.is_file():
-        raise NoizeNetError(f"{path}: not a NoizeNet run folder (no run.json)")
-    try:
-        info = json.loads(run_json.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NoizeNetError(f"{run_json}: unreadable ({exc})") from None
-    if not isinstance(info, dict):
-        raise NoizeNetError(f"{run_json}: expected a JSON object, got {type(info).__name__}")
-    run = RunFolder(path=path, info=info, config={}, metrics=[])
+    paths = require_run_folder(path)
+    path = paths.root
+    run = RunFolder(path=path, info=read_run_info(paths.info, strict=False), config={}, metrics=[])
 
-    config_toml = path / "config.toml"
+    config_toml = paths.config
     if config_toml.is_file():
         try:
             run.config = flatten(tomllib.loads(config_toml.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             run.problems.append(f"{config_toml}: unreadable ({exc})")
-    metrics = path / "metrics.jsonl"
-    if metrics.is_file():
-        from noizenet.io import read_jsonl
-
-        try:
-            run.metrics = [r for r in read_jsonl(metrics) if isinstance(r, dict)]
-        except (OSError, UnicodeDecodeError) as exc:
-            run.problems.append(f"{metrics}: unreadable ({exc})")
-    evaluation = path / "evaluation.json"
+    try:
+        run.metrics = read_metrics(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        run.problems.append(f"{paths.metrics}: unreadable ({exc})")
+    evaluation = paths.evaluation
     if evaluation.is_file():
         try:
             run.evaluation = json.loads(evaluation.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             run.problems.append(f"{evaluation}: unreadable ({exc})")
-    run.wavs = sorted(p for p in (path / "audio").glob("*.wav") if p.is_file())
+    run.wavs = sorted(p for p in paths.audio.glob("*.wav") if p.is_file())
     run.pngs = sorted(
         p
         for folder in ("figures", "audio")
@@ -123,15 +102,22 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def describe_take(stem: str) -> dict[str, str] | None:
-    """Seed, epochs, injection and variation read from a take's file name, if it follows the
-    default naming (``gen_SEED_eEPOCHS[_inj-MODE]_vI``)."""
-    m = TAKE_NAME.match(stem)
-    if not m:
+def describe_take(stem: str) -> str | None:
+    """A caption for a generated take, read from its name (:func:`noizenet.run.take_name`):
+    seed, epochs, checkpoint, how it ran free (injection, or temperature and top-p), variation.
+    None for a file not named by NoizeNet."""
+    name = parse_take_name(stem)
+    if name is None or name.reproduction:
         return None
-    return {
-        "seed": m["seed"],
-        "epochs": m["epochs"],
-        "injection": m["inject"] or "none",
-        "variation": m["variation"],
-    }
+    parts = [f"seed {name.seed}", f"after {name.epochs} epochs"]
+    if name.checkpoint is not None:
+        parts.append(f"checkpoint {name.checkpoint}")
+    if name.temperature is not None:
+        t0, t1 = name.temperature
+        parts.append(f"temperature {t0:g}" if t0 == t1 else f"temperature {t0:g} to {t1:g}")
+        if name.top_p is not None:
+            parts.append(f"top-p {name.top_p:g}")
+    else:
+        parts.append(f"noise injection {name.inject or 'none'}")
+    parts.append(f"variation {name.variation}")
+    return ", ".join(parts)

@@ -18,6 +18,8 @@ import contextlib
 import dataclasses
 import shlex
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,16 +28,24 @@ from typing import Any
 import numpy as np
 
 from noizenet.config import WHOLE_SONG, Config
-from noizenet.errors import ConfigError, NoizeNetError
+from noizenet.errors import (
+    CheckpointError,
+    ConfigError,
+    NoizeNetError,
+    TrainingDivergedError,
+    TrainingInterruptedError,
+)
+from noizenet.io import ensure_writable_dir
+from noizenet.run import RUN_DIRS, RUN_FILES, Run, RunInfo, RunWriter, read_run_info, versions
+from noizenet.run.writer import now
+from noizenet.tensorfile import one_line
+from noizenet.train.distributed import process_group, rank_device
 
-RUN_FILES = ("config.toml", "model.safetensors", "run.json", "metrics.jsonl", "events.jsonl")
-RUN_DIRS = ("figures", "audio", "checkpoints")
 RESUMABLE = ("train.epochs",)  # the only settings a resumed run may change
 
 
 def prepare_run_folder(out: Path, *, force: bool = False) -> None:
     """Create ``out``; refuse to overwrite another run unless ``force``."""
-    from noizenet.io import ensure_writable_dir
 
     out = Path(out)
     if (out / "run.json").exists() and not force:
@@ -98,11 +108,12 @@ def train(
     resume: bool = False,
     force: bool = False,
     progress: bool = True,
-    figures: bool = True,
     log: Any = print,
     attach: Callable[[Any], None] | None = None,
 ) -> Any:
-    """Train the model ``config`` describes and write a complete run folder to ``out``.
+    """Train the model ``config`` describes and write its run folder to ``out``: settings,
+    weights, run.json, metrics and events. Figures and the report are drawn by the verb that
+    trained (:func:`noizenet.report.finish_run`), never here.
 
     Parameters
     ----------
@@ -128,7 +139,6 @@ def train(
     >>> more = cfg.with_overrides({"train.epochs": 4})  # doctest: +SKIP
     >>> run = train(more, "runs/mine", resume=True)  # doctest: +SKIP
     """
-    from noizenet.train.distributed import process_group
 
     with process_group() as dist:
         try:
@@ -139,7 +149,6 @@ def train(
                 resume=resume,
                 force=force,
                 progress=progress and dist.main,
-                figures=figures,
                 log=log if dist.main else _quiet,
                 attach=attach,
             )
@@ -157,7 +166,6 @@ def _quiet(*_: Any) -> None:
 
 def _collective_errors() -> tuple[type[Exception], ...]:
     """Errors every rank raises together, which rank 0 reports for all."""
-    from noizenet.errors import TrainingDivergedError, TrainingInterruptedError
 
     return (_RankZeroError, TrainingInterruptedError, TrainingDivergedError)
 
@@ -172,7 +180,7 @@ class _RankZeroError(NoizeNetError):
 
 def _prepare(
     dist: Any, config: Config | None, out: Path, *, resume: bool, force: bool, log: Any
-) -> tuple[Config, dict[str, Any] | None, bool]:
+) -> tuple[Config, RunInfo | None, bool]:
     """Rank 0 checks the settings and makes (or reopens) the run folder; every rank gets its
     config, the run's ``run.json`` (resuming) and whether the run is already complete.
 
@@ -189,33 +197,33 @@ def _prepare(
             code = getattr(exc, "exit_code", 2)
             dist.broadcast_json({"error": str(exc), "exit_code": code})
             raise
-        payload = {"config": config.to_dict(), "info": info, "complete": complete}
+        saved = info.to_dict() if info is not None else None
+        payload = {"config": config.to_dict(), "info": saved, "complete": complete}
     payload = dist.broadcast_json(payload)
     if "error" in payload:
         raise _RankZeroError(payload["error"], payload["exit_code"])
-    return Config.from_dict(payload["config"]), payload["info"], payload["complete"]
+    info = RunInfo.from_dict(payload["info"]) if payload["info"] is not None else None
+    return Config.from_dict(payload["config"]), info, payload["complete"]
 
 
 def _prepare_folder(
     dist: Any, config: Config | None, out: Path, *, resume: bool, force: bool, log: Any
-) -> tuple[Config, dict[str, Any] | None, bool]:
+) -> tuple[Config, RunInfo | None, bool]:
     from noizenet.models import config_family
-    from noizenet.run import read_run_info
-    from noizenet.train.distributed import rank_device
     from noizenet.train.trainer import check_precision
 
-    info: dict[str, Any] | None = None
+    info: RunInfo | None = None
     if resume:
         if force:
             raise NoizeNetError(f"{out}: --resume continues a run, --force overwrites it; pick one")
         config = resume_config(out, config)
         info = read_run_info(out / "run.json")
-        done = _epochs_done(info)
+        done = info.epochs_done
         if config.train.epochs < done:
             raise ConfigError(
                 f"train.epochs: {out} has already trained {done} epochs; ask for at least that many"
             )
-        if info.get("status") == "complete" and config.train.epochs == done:
+        if info.status == "complete" and config.train.epochs == done:
             log(f"{out}: training already complete ({done} epochs done); --epochs N trains further")
             return config, info, True
     elif config is None:
@@ -246,7 +254,6 @@ def _train(
     resume: bool,
     force: bool,
     progress: bool,
-    figures: bool,
     log: Any,
     attach: Callable[[Any], None] | None,
 ) -> Any:
@@ -255,13 +262,9 @@ def _train(
     from noizenet.codecs import codec_from_state, make_codec
     from noizenet.corpus import load_corpus
     from noizenet.corpus.stats import Moments, moments
-    from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
-    from noizenet.io import append_jsonl, atomic_write_json, write_jsonl
     from noizenet.models import spec_from_config
     from noizenet.models.loss import pad_value
-    from noizenet.run import Run, save_weights, versions
     from noizenet.train.checkpoint import CheckpointStore, checkpoint_name, share_checkpoint
-    from noizenet.train.distributed import rank_device
     from noizenet.train.encoded import EncodedTrack
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer, rank_seed
@@ -286,7 +289,7 @@ def _train(
         codec = make_codec(config.codec).fit([t.y for t in corpus.train])
     else:
         _check_same_corpus(out, info, corpus)
-        codec = codec_from_state(info["codec"])  # exactly the statistics the run started with
+        codec = codec_from_state(info.codec)  # exactly the statistics the run started with
 
     def values(t: Any) -> Any:
         return codec.encode(np.asarray(t.y)) if codec.hop > 1 else EncodedTrack(t.y, codec)
@@ -312,38 +315,31 @@ def _train(
     )
 
     if info is None:
-        info = {
-            "status": "training",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "seed": config.seed,
-            "sample_rate": config.data.sample_rate,
-            "codec": codec.state(),
-            "model": spec.to_dict(),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "train_rms": train_rms,
-            "device": str(device),
-            "versions": versions(),
-            "corpus": {
+        info = RunInfo(
+            created=now(),
+            seed=config.seed,
+            sample_rate=config.data.sample_rate,
+            codec=codec.state(),
+            model=spec.to_dict(),
+            parameters=sum(p.numel() for p in model.parameters()),
+            train_rms=train_rms,
+            versions=versions(),
+            corpus={
                 "source": config.data.source,
                 "train": [_track_info(t) for t in corpus.train],
                 "val": [_track_info(t) for t in corpus.val],
                 "skipped": [{**t.describe(), "reason": r} for t, r in corpus.skipped],
                 "cache": dataclasses.asdict(corpus.cache),
             },
-            "metrics": {},
-        }
-    elif info.get("model") != spec.to_dict():
-        raise NoizeNetError(f"{out / 'run.json'}: model {info.get('model')} does not match config")
-    info["status"] = "training"
-    info["device"] = str(device)
-    info["precision"] = config.train.precision
-    info["distributed"] = {
-        "world_size": dist.world,
-        "backend": _backend_name(dist, device),
-    }
-    if dist.main:
-        config.save(out / "config.toml")
-        atomic_write_json(out / "run.json", info)
+        )
+    elif info.model != spec.to_dict():
+        raise NoizeNetError(f"{out / 'run.json'}: model {info.model} does not match config")
+    info.device = str(device)
+    info.precision = config.train.precision
+    info.distributed = {"world_size": dist.world, "backend": _backend_name(dist, device)}
+    writer = RunWriter(out, info) if dist.main else None  # rank 0 alone writes the run folder
+    if writer is not None:
+        writer.start(config)
 
     trainer = Trainer(
         model,
@@ -356,20 +352,9 @@ def _train(
         dist=dist,
     )
     store = CheckpointStore(out / "checkpoints", keep=config.train.keep_checkpoints)
-    events = EventLog(out / "events.jsonl") if dist.main else None
 
-    def record_metrics(tr: Trainer) -> None:
-        if tr.history:
-            last = tr.history[-1].record()
-            info["metrics"] = {
-                "epochs": last["epoch"],
-                "train_loss": last["train_loss"],
-                "val_loss": last["val_loss"],
-                "samples_per_s": last["samples_per_s"],
-                **{k: last[k] for k in ("train_bits", "val_bits") if k in last},
-            }
-        else:
-            info["metrics"] = {}
+    def records(tr: Trainer) -> list[dict[str, Any]]:
+        return [r.record() for r in tr.history]
 
     if resume:
         ckpt = None
@@ -382,32 +367,25 @@ def _train(
                 trainer.restore(ckpt)  # any world size: the state is re-sliced to the ranks
             except CheckpointError as exc:
                 raise CheckpointError(f"{ckpt.path or 'checkpoint'}: {exc}") from None
-        if dist.main:
-            assert events is not None
+        if writer is not None:
             if ckpt is None:  # killed before the first checkpoint: nothing to keep
                 log(f"{out}: no usable checkpoint yet; training starts over")
-                events.truncate(0)
-                (out / "metrics.jsonl").unlink(missing_ok=True)
-                info["metrics"] = {}
+                writer.events.truncate(0)
+                writer.rewrite_metrics([])
             else:
-                events.truncate(int(ckpt.meta.get("run", {}).get("events", 0)))
+                writer.events.truncate(int(ckpt.meta.get("run", {}).get("events", 0)))
                 # lines logged after this checkpoint will be logged again, exactly once
-                write_jsonl(out / "metrics.jsonl", [r.record() for r in trainer.history])
-                record_metrics(trainer)
+                writer.rewrite_metrics(records(trainer))
                 epoch, step = ckpt.position
                 log(f"resuming {out} at epoch {epoch + 1} step {step} from {ckpt.path}")
-                events.append(
+                writer.events.append(
                     {"event": "resumed", "epoch": epoch + 1, "step": step, "world_size": dist.world}
                 )
-            info.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            atomic_write_json(out / "run.json", info)
+            writer.resumed()
 
     def on_epoch(tr: Trainer, result: Any) -> None:
         record = result.record()
-        append_jsonl(out / "metrics.jsonl", record)
-        save_weights(out / "model.safetensors", tr.model)
-        record_metrics(tr)
-        atomic_write_json(out / "run.json", info)
+        writer.epoch_done(record, tr.model, records(tr))
         val = "-" if record["val_loss"] is None else f"{record['val_loss']:.5g}"
         train_loss = "-" if record["train_loss"] is None else f"{record['train_loss']:.5g}"
         bits = ""
@@ -421,11 +399,11 @@ def _train(
         )
 
     def on_checkpoint(tr: Trainer, ckpt: Any, best: bool) -> None:
-        ckpt.meta["run"] = {"events": events.count}
+        ckpt.meta["run"] = {"events": writer.events.count}
         store.write(ckpt, best=best)
 
     def on_event(tr: Trainer, event: dict[str, Any]) -> None:
-        events.append(event)
+        writer.events.append(event)
         kind = event["event"]
         if kind == "skipped_step":
             log(
@@ -439,11 +417,9 @@ def _train(
             )
             # later checkpoints and metrics belong to the abandoned branch
             store.drop_after(tr.last_good.position)
-            write_jsonl(out / "metrics.jsonl", [r.record() for r in tr.history])
-            record_metrics(tr)
-            atomic_write_json(out / "run.json", info)
+            writer.rewrite_metrics(records(tr))
 
-    if dist.main:  # rank 0 alone writes the run folder
+    if writer is not None:
         trainer.on_epoch.append(on_epoch)
         trainer.on_checkpoint.append(on_checkpoint)
         trainer.on_event.append(on_event)
@@ -454,11 +430,9 @@ def _train(
         with _stop_on_signals(trainer):
             trainer.fit()
     except TrainingInterruptedError as exc:
-        if dist.main:
-            assert events is not None
-            info["status"] = "interrupted"
-            atomic_write_json(out / "run.json", info)
-            events.append(
+        if writer is not None:
+            writer.set_status("interrupted")
+            writer.events.append(
                 {"event": "interrupted", "epoch": trainer.epoch + 1, "step": trainer.step}
             )
         name = checkpoint_name(trainer.epoch, trainer.step)
@@ -469,63 +443,21 @@ def _train(
             signum=exc.signum,
         ) from None
     except TrainingDivergedError as exc:
-        if dist.main:
-            info["status"] = "diverged"
-            atomic_write_json(out / "run.json", info)
+        if writer is not None:
+            writer.set_status("diverged")
         raise TrainingDivergedError(f"{out}: {exc}") from None
     except torch.cuda.OutOfMemoryError:
         raise NoizeNetError(
             f"{out}: out of GPU memory at epoch {trainer.epoch + 1} step {trainer.step}; "
             "start again with a smaller --batch, --chunk or --hidden"
         ) from None
-    if not dist.main:
+    if writer is None:
         return None
-    info["status"] = "complete"
-    atomic_write_json(out / "run.json", info)
+    writer.set_status("complete")
     run = Run.open(out)
-    if figures:
-        from noizenet.analysis.figures import loss_figure
-
-        # an epoch without a single good step has no training loss to draw
-        records = [r for r in run.metrics() if r.get("train_loss") is not None]
-        if records:
-            loss_figure(
-                records,
-                out=out / "figures" / "loss.png",
-                title=f"{config.model.cell.upper()} hidden {config.model.hidden}: loss per epoch",
-            )
-        from noizenet.report import write_run_report
-
-        write_run_report(out, log=log)
     if corpus.skipped:  # said again at the very end, where a long run's reader looks
         log(corpus.skipped_summary())
     return run
-
-
-class EventLog:
-    """``events.jsonl``: one line per skipped step, rollback, interruption or resume.
-
-    ``count`` is stored in every checkpoint, so a resumed run drops the lines it will log again.
-    """
-
-    def __init__(self, path: Path) -> None:
-        from noizenet.io import read_jsonl
-
-        self.path = Path(path)
-        self.count = len(read_jsonl(self.path)) if self.path.is_file() else 0
-
-    def append(self, event: dict[str, Any]) -> None:
-        from noizenet.io import append_jsonl
-
-        append_jsonl(self.path, {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **event})
-        self.count += 1
-
-    def truncate(self, n: int) -> None:
-        from noizenet.io import read_jsonl, write_jsonl
-
-        records = read_jsonl(self.path)[:n] if self.path.is_file() else []
-        write_jsonl(self.path, records)
-        self.count = len(records)
 
 
 _SIGNAL_ECHO_S = 5.0
@@ -539,8 +471,6 @@ def _stop_on_signals(trainer: Any) -> Iterator[None]:
     Under torchrun one Ctrl-C arrives twice (from the terminal, and forwarded by torchrun's
     agent): a repeat within ``_SIGNAL_ECHO_S`` counts as the same request.
     """
-    import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -563,21 +493,14 @@ def _stop_on_signals(trainer: Any) -> Iterator[None]:
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
-def _epochs_done(info: dict[str, Any]) -> int:
-    metrics = info.get("metrics")
-    epochs = metrics.get("epochs", 0) if isinstance(metrics, dict) else 0
-    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 0
-
-
 def _track_info(t: Any) -> dict[str, Any]:
     return {**t.track.describe(), "samples": int(t.y.size)}
 
 
-def _check_same_corpus(out: Path, info: dict[str, Any], corpus: Any) -> None:
+def _check_same_corpus(out: Path, info: RunInfo, corpus: Any) -> None:
     """A resumed run must see exactly the songs it started with."""
-    saved = info.get("corpus") or {}
     for split, tracks in (("train", corpus.train), ("val", corpus.val)):
-        then = [(t.get("id"), t.get("samples")) for t in saved.get(split, [])]
+        then = [(t.get("id"), t.get("samples")) for t in info.tracks(split)]
         now = [(t.id, int(t.y.size)) for t in tracks]
         if then != now:
             raise NoizeNetError(
@@ -596,7 +519,6 @@ def _backend_name(dist: Any, device: Any) -> str | None:
 
 def _build_model(spec: Any) -> Any:
     from noizenet.models import build
-    from noizenet.tensorfile import one_line
 
     try:
         return build(spec)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from noizenet.errors import CheckpointError
+from noizenet.tensorfile import read_tensors, write_tensors
 
 CHECKPOINT_FORMAT = "noizenet-checkpoint"
 CHECKPOINT_VERSION = "1"
@@ -57,7 +58,6 @@ def checkpoint_name(epoch: int, step: int) -> str:
 
 def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     """Write atomically (temp file, fsync, rename); refuses non-finite values."""
-    from noizenet.tensorfile import write_tensors
 
     meta = {
         "format": CHECKPOINT_FORMAT,
@@ -69,7 +69,6 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
 
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read and check a checkpoint; every problem is a one-line :class:`CheckpointError`."""
-    from noizenet.tensorfile import read_tensors
 
     path = Path(path)
     tensors, meta = read_tensors(

@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from noizenet.errors import ConfigError, NoizeNetError
+
 
 def env_rank() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) without it."""
@@ -170,8 +172,6 @@ def process_group() -> Iterator[Dist]:
     import torch
     import torch.distributed as torch_dist
 
-    from noizenet.errors import NoizeNetError
-
     if not torch_dist.is_available():
         raise NoizeNetError("this PyTorch build has no torch.distributed; run one process")
     if torch_dist.is_initialized():  # the caller runs its own process group: use it
@@ -236,8 +236,6 @@ def rank_device(name: str, dist: Dist) -> Any:
     take the same device.
     """
     import torch
-
-    from noizenet.errors import ConfigError
 
     if not dist.enabled:
         return pick_device(name)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,10 +39,17 @@ import torch
 from torch import nn
 
 from noizenet.config import TrainConfig
-from noizenet.errors import CheckpointError, TrainingDivergedError, TrainingInterruptedError
+from noizenet.errors import (
+    CheckpointError,
+    ConfigError,
+    TrainingDivergedError,
+    TrainingInterruptedError,
+)
 from noizenet.models import Model, State, build, spec_from_dict
 from noizenet.models import state as states
 from noizenet.models.loss import elementwise_loss, loss_name, sequence_loss_sum
+from noizenet.progress import progress_bar
+from noizenet.tensorfile import one_line
 from noizenet.train.checkpoint import (
     Checkpoint,
     optimizer_from_flat,
@@ -61,7 +69,6 @@ def check_precision(precision: str, device: torch.device, *, cell: str = "lstm")
     Tried rather than listed: what autocast supports depends on the device, the PyTorch build
     and the CPU (oneDNN has a bf16 LSTM, but no fp16 one on most CPUs).
     """
-    from noizenet.errors import ConfigError
 
     dtype = AMP_DTYPES[precision]
     if dtype is None:
@@ -75,8 +82,6 @@ def check_precision(precision: str, device: torch.device, *, cell: str = "lstm")
             pred, _ = probe(x)
         pred.float().sum().backward()
     except (RuntimeError, TypeError, ValueError) as exc:
-        from noizenet.tensorfile import one_line
-
         raise ConfigError(
             f"train.precision: {precision} {cell.upper()} training does not run on "
             f"{device.type} here ({one_line(exc, 120)}); use "
@@ -318,7 +323,6 @@ class Trainer:
         Starts mid-epoch when the trainer was restored there. Raises ``_RollbackError`` (handled by
         :meth:`fit`) when the NaN guard gives up on the current position.
         """
-        from noizenet.progress import progress_bar
 
         self.model.train()
         if self.last_good is None:  # a rollback target before the first step
@@ -421,7 +425,6 @@ class Trainer:
             return
         if self._pending:
             self._save(best=best)
-        import signal
 
         # several ranks stop only on a request they all know of (it travels in the step's
         # all-reduce), so that they all save the same checkpoint and stop at the same step
@@ -581,8 +584,6 @@ class Trainer:
             epoch, step = ckpt.position
             global_step = int(m["global_step"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-            from noizenet.tensorfile import one_line
-
             raise CheckpointError(f"checkpoint does not fit this run ({one_line(exc)})") from None
         if int(m.get("world_size", 1)) > 1 or self.dist.enabled:
             self._restore_rank_rngs(ckpt)
