@@ -91,11 +91,14 @@ def tiny_config(song_dir):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_config, tmp_path_factory):
     """A trained run folder shared by generation, reproduction and CLI tests (read-only)."""
-    from noizenet import train  # the Python API: also draws the loss curve and the report
+    from noizenet.report import finish_run
+    from noizenet.train import train
 
-    return train(
+    run = train(
         tiny_config, tmp_path_factory.mktemp("runs") / "tiny", progress=False, log=lambda *a: None
     )
+    finish_run(run, log=lambda *a: None)  # as the train verb does: loss curve and report
+    return run
 
 
 def run_at_once(code: str, *args: str, processes: int = 3) -> list[str]:

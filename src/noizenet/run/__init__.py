@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from noizenet.run.folder import (
     Run,
-    is_run_folder,
     read_events,
     read_metrics,
     require_run_folder,
@@ -43,7 +42,6 @@ __all__ = [
     "RunPaths",
     "RunWriter",
     "TakeName",
-    "is_run_folder",
     "load_model",
     "parse_take_name",
     "read_events",

@@ -20,10 +20,6 @@ from noizenet.run.takes import TakeName, take_name
 from noizenet.run.weights import load_model
 
 
-def is_run_folder(path: str | Path) -> bool:
-    return RunPaths(Path(path)).info.is_file()
-
-
 def require_run_folder(path: str | Path) -> RunPaths:
     """The folder's paths; a one-line error when it holds no run."""
     paths = RunPaths(Path(path))
