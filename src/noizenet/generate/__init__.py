@@ -138,10 +138,16 @@ def generate(
         take = Take(audio, seeds[i], spec, i)
         if write:
             tag = _tag(categorical, injection, temps[0][i], temps[1][i], top_p)
-            take.path = _take_path(run, out, spec, epochs, i, variations, tag)
+            path = _take_path(run, out, spec, epochs, i, variations, tag)
             from noizenet.audio import write as write_wav
+            from noizenet.locks import write_new
 
-            write_wav(take.path, audio, sr=sr)
+            # a default name never replaces a take: a taken one gets _1, _2 (noizenet.locks)
+            take.path = (
+                write_wav(path, audio, sr=sr)
+                if out is not None
+                else write_new(path, write_wav, audio, sr=sr)
+            )
         takes.append(take)
     return takes
 
@@ -255,8 +261,12 @@ def reproduce(
     result = Reproduction(y, predicted, snr)
     if write:
         from noizenet.audio import write as write_wav
+        from noizenet.locks import write_new
 
         default = run.path / "audio" / f"reproduction_{Path(song).stem}.wav"
-        result.path = Path(out) if out else default
-        write_wav(result.path, predicted, sr=run.sr)
+        result.path = (
+            write_wav(Path(out), predicted, sr=run.sr)
+            if out
+            else write_new(default, write_wav, predicted, sr=run.sr)
+        )
     return result

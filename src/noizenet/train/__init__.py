@@ -33,21 +33,26 @@ RUN_DIRS = ("figures", "audio", "checkpoints")
 RESUMABLE = ("train.epochs",)  # the only settings a resumed run may change
 
 
-def prepare_run_folder(out: Path, *, force: bool = False) -> None:
-    """Create ``out``; refuse to overwrite another run unless ``force``."""
-    from noizenet.io import ensure_writable_dir
+def prepare_run_folder(out: Path, *, force: bool = False) -> Any:
+    """Create ``out`` and take its lock; refuse to overwrite another run unless ``force``.
+
+    The lock comes first: of two trainers started at once on one folder, one is refused before
+    it looks for ``run.json`` or deletes anything. Returns the :class:`~noizenet.locks.RunLock`.
+    """
+    from noizenet.locks import hold_run_folder
 
     out = Path(out)
+    lock = hold_run_folder(out)
     if (out / "run.json").exists() and not force:
         raise NoizeNetError(
             f"{out}: already holds a run (use --resume to continue it, or --force to overwrite it)"
         )
-    ensure_writable_dir(out)
     if force:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         for sub in RUN_DIRS:
             shutil.rmtree(out / sub, ignore_errors=True)
+    return lock
 
 
 def seed_everything(seed: int) -> None:
@@ -128,9 +133,10 @@ def train(
     >>> more = cfg.with_overrides({"train.epochs": 4})  # doctest: +SKIP
     >>> run = train(more, "runs/mine", resume=True)  # doctest: +SKIP
     """
+    from noizenet.locks import releasing_run_locks
     from noizenet.train.distributed import process_group
 
-    with process_group() as dist:
+    with process_group() as dist, releasing_run_locks():
         try:
             return _train(
                 dist,
@@ -199,14 +205,18 @@ def _prepare(
 def _prepare_folder(
     dist: Any, config: Config | None, out: Path, *, resume: bool, force: bool, log: Any
 ) -> tuple[Config, dict[str, Any] | None, bool]:
+    from noizenet.locks import hold_run_folder
     from noizenet.run import read_run_info
     from noizenet.train.distributed import rank_device
     from noizenet.train.trainer import check_precision
 
     info: dict[str, Any] | None = None
+    lock = None
     if resume:
         if force:
             raise NoizeNetError(f"{out}: --resume continues a run, --force overwrites it; pick one")
+        if out.is_dir():  # one writer per run folder: a run still training is not resumed
+            lock = hold_run_folder(out, create=False)
         config = resume_config(out, config)
         info = read_run_info(out / "run.json")
         done = _epochs_done(info)
@@ -231,7 +241,9 @@ def _prepare_folder(
         config.train.precision, rank_device(config.train.device, dist), cell=config.model.cell
     )
     if not resume:
-        prepare_run_folder(out, force=force)
+        lock = prepare_run_folder(out, force=force)
+    if lock is not None:
+        lock.announce()  # from here on a second writer is told who holds the folder
     return config, info, False
 
 
