@@ -33,8 +33,6 @@ DISK_MARGIN = 32 * 2**20  # bytes left free on the output's file system
 WAV_HEADER = 44  # bytes of a mono PCM WAV header (soundfile writes a plain RIFF header)
 PCM_BYTES = 2  # audio.write writes 16-bit PCM
 FIGURE_BYTES = 2**20  # allowance for one take's PNG views (a few hundred KB in practice)
-# A request this many steps x streams or more shows a progress line while it computes.
-LARGE_WORK = 5e8
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
@@ -224,11 +222,6 @@ def evaluate_need(
     return Need(
         memory=kept + reproduce_need(shape, seconds=n / sr, sr=sr, out_dir=None).memory + one_take
     )
-
-
-def large(variations: int, seconds: float, sr: int) -> bool:
-    """Whether a generation request is large enough to say so before it computes."""
-    return variations * seconds * sr >= LARGE_WORK
 
 
 # -- one call per verb (the command line's bound checks) --------------------------------------
