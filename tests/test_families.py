@@ -148,7 +148,7 @@ def linear_cfg(tiny_config):
 
 
 def test_a_family_defined_in_a_test_goes_through_every_verb(linear, linear_cfg, tmp_path, song_dir):
-    run = train(linear_cfg, tmp_path / "ref", progress=False, figures=False, log=quiet)
+    run = train(linear_cfg, tmp_path / "ref", progress=False, log=quiet)
     model = run.model()
     assert isinstance(model, LinearPredictor) and model.spec == LinearSpec(order=3)
     assert json.loads(json.dumps(model.spec.to_dict()))["family"] == "linear"
@@ -178,10 +178,10 @@ def test_a_family_defined_in_a_test_goes_through_every_verb(linear, linear_cfg, 
 
     out = tmp_path / "run"
     with pytest.raises(CrashError):
-        train(linear_cfg, out, progress=False, figures=False, log=quiet, attach=crash_at(0, 7))
+        train(linear_cfg, out, progress=False, log=quiet, attach=crash_at(0, 7))
     with pytest.raises(CrashError):
         train(None, out, resume=True, progress=False, log=quiet, attach=crash_at(1, 6))
-    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    train(None, out, resume=True, progress=False, log=quiet)
     a, b = load_model(out / "model.safetensors").state_dict(), model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train_loss"] for r in read_jsonl(out / "metrics.jsonl")] == losses

@@ -285,9 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="WAV file; with --variations N, _vI is added before .wav (default: "
-        "RUN/audio/gen_SEED_eEPOCHS[_inj-MODE | _tT[-T1][_pP]]_vI.wav, e.g. "
-        "gen_perlin_e10_v0.wav or, from a mu-law run, gen_perlin_e10_t1_v0.wav)",
+        help="WAV file, replaced whole if it exists; with --variations N, _vI is added before "
+        ".wav (default: RUN/audio/gen_SEED_eEPOCHS[_inj-MODE | _tT[-T1][_pP]]_vI.wav, e.g. "
+        "gen_perlin_e10_v0.wav or, from a mu-law run, gen_perlin_e10_t1_v0.wav; a default name "
+        "never replaces an earlier take: a taken name gets _1, _2, ...)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not draw the takes' views")
 
@@ -302,7 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--song", type=Path, required=True, help="audio file to reproduce")
     p.add_argument("--seconds", type=float, default=10.0, help="length to reproduce")
     p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
-    p.add_argument("--out", type=Path, default=None, help="WAV file")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="WAV file, replaced whole if it exists (default: RUN/audio/reproduction_SONG.wav, "
+        "or SONG_1, SONG_2, ... if taken)",
+    )
     p.add_argument("--no-plot", action="store_true", help="do not draw the comparison")
 
     p = sub.add_parser(
@@ -505,8 +512,11 @@ def _writable_parent(out: Path | None) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from noizenet.locks import note_if_training
     from noizenet.report import write_report
 
+    for run in args.runs:  # a run still training is reported as it stands (its last epoch)
+        note_if_training(run)
     path = write_report(args.runs, args.out, inline=args.inline, progress=not args.quiet)
     print(f"wrote {path}")
     return 0
@@ -514,11 +524,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from noizenet.generate import generate
+    from noizenet.limits import check_generate
+    from noizenet.locks import note_if_training
     from noizenet.run import Run
 
     gen = generation_from_args(args, "generate")  # every value checked before the run opens
     _writable_parent(args.out)
     run = Run.open(args.run)  # once: generation and the figures both need it
+    note_if_training(run.path)  # a run still training: its last complete weights
+    check_generate(  # refused in one line before anything is computed or written
+        run,
+        variations=gen.variations,
+        seconds=gen.seconds,
+        seed_seconds=gen.seed_seconds,
+        out=args.out,
+        figures=not args.no_plot,
+    )
     takes = generate(run, gen, out=args.out)
     for take in takes:
         print(f"wrote {take.path}")
@@ -537,12 +558,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from noizenet.generate import reproduce
+    from noizenet.limits import check_reproduce
+    from noizenet.locks import note_if_training
     from noizenet.run import Run
 
     _positive("--seconds", args.seconds)
     _not_negative("--offset", args.offset)
     _writable_parent(args.out)
     run = Run.open(args.run)
+    note_if_training(run.path)
+    check_reproduce(run, seconds=args.seconds, out=args.out, figures=not args.no_plot)
     rep = reproduce(run, args.song, seconds=args.seconds, offset=args.offset, out=args.out)
     print(f"wrote {rep.path} (one-step prediction SNR {rep.snr_db:.2f} dB)")
     if not args.no_plot and rep.path is not None:
@@ -563,7 +588,18 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from noizenet.analysis.evaluate import evaluate, format_table
+    from noizenet.limits import check_evaluate
+    from noizenet.locks import note_if_training
+    from noizenet.run import Run
 
+    note_if_training(args.run)
+    check_evaluate(
+        Run.open(args.run),
+        songs=args.songs,
+        seconds=args.seconds,
+        gen_seconds=args.gen_seconds,
+        seed_seconds=args.seed_seconds,
+    )
     result = evaluate(
         args.run,
         data=args.data,

@@ -16,6 +16,7 @@ from noizenet.audio import write as write_wav
 from noizenet.config import GenerationConfig, parse_temperature
 from noizenet.errors import ConfigError, NoizeNetError
 from noizenet.generate.seeds import SeedSpec, make_seed, parse_seed
+from noizenet.locks import write_new
 from noizenet.run import Run, TakeName
 from noizenet.sampling import Injection, Sampling, temperature_schedules
 
@@ -108,8 +109,13 @@ def generate(
                 temperature=(float(temps[0][i]), float(temps[1][i])) if categorical else None,
                 top_p=top_p if categorical and top_p < 1 else None,
             )
-            take.path = _take_path(run, out, name, variations)
-            write_wav(take.path, audio, sr=sr)
+            path = _take_path(run, out, name, variations)
+            # a default name never replaces a take: a taken one gets _1, _2 (noizenet.locks)
+            take.path = (
+                write_wav(path, audio, sr=sr)
+                if out is not None
+                else write_new(path, write_wav, audio, sr=sr)
+            )
         takes.append(take)
     return takes
 
@@ -221,6 +227,9 @@ def reproduce(
     result = Reproduction(y, predicted, snr)
     if write:
         default = run.take_path(TakeName(Path(song).stem, reproduction=True))
-        result.path = Path(out) if out else default
-        write_wav(result.path, predicted, sr=run.sr)
+        result.path = (
+            write_wav(Path(out), predicted, sr=run.sr)
+            if out
+            else write_new(default, write_wav, predicted, sr=run.sr)
+        )
     return result

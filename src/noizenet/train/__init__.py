@@ -35,7 +35,7 @@ from noizenet.errors import (
     TrainingDivergedError,
     TrainingInterruptedError,
 )
-from noizenet.io import ensure_writable_dir
+from noizenet.locks import hold_run_folder, releasing_run_locks
 from noizenet.run import RUN_DIRS, RUN_FILES, Run, RunInfo, RunWriter, read_run_info, versions
 from noizenet.run.writer import now
 from noizenet.tensorfile import one_line
@@ -44,20 +44,25 @@ from noizenet.train.distributed import process_group, rank_device
 RESUMABLE = ("train.epochs",)  # the only settings a resumed run may change
 
 
-def prepare_run_folder(out: Path, *, force: bool = False) -> None:
-    """Create ``out``; refuse to overwrite another run unless ``force``."""
+def prepare_run_folder(out: Path, *, force: bool = False) -> Any:
+    """Create ``out`` and take its lock; refuse to overwrite another run unless ``force``.
+
+    The lock comes first: of two trainers started at once on one folder, one is refused before
+    it looks for ``run.json`` or deletes anything. Returns the :class:`~noizenet.locks.RunLock`.
+    """
 
     out = Path(out)
+    lock = hold_run_folder(out)
     if (out / "run.json").exists() and not force:
         raise NoizeNetError(
             f"{out}: already holds a run (use --resume to continue it, or --force to overwrite it)"
         )
-    ensure_writable_dir(out)
     if force:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         for sub in RUN_DIRS:
             shutil.rmtree(out / sub, ignore_errors=True)
+    return lock
 
 
 def seed_everything(seed: int) -> None:
@@ -140,7 +145,7 @@ def train(
     >>> run = train(more, "runs/mine", resume=True)  # doctest: +SKIP
     """
 
-    with process_group() as dist:
+    with process_group() as dist, releasing_run_locks():
         try:
             return _train(
                 dist,
@@ -213,9 +218,12 @@ def _prepare_folder(
     from noizenet.train.trainer import check_precision
 
     info: RunInfo | None = None
+    lock = None
     if resume:
         if force:
             raise NoizeNetError(f"{out}: --resume continues a run, --force overwrites it; pick one")
+        if out.is_dir():  # one writer per run folder: a run still training is not resumed
+            lock = hold_run_folder(out, create=False)
         config = resume_config(out, config)
         info = read_run_info(out / "run.json")
         done = info.epochs_done
@@ -242,7 +250,9 @@ def _prepare_folder(
         config.train.precision, rank_device(config.train.device, dist), cell=config.model.cell
     )
     if not resume:
-        prepare_run_folder(out, force=force)
+        lock = prepare_run_folder(out, force=force)
+    if lock is not None:
+        lock.announce()  # from here on a second writer is told who holds the folder
     return config, info, False
 
 
