@@ -52,7 +52,7 @@ def hold(tr, result):
 
 try:
     train(None if resume else Config.load(config), out, resume=resume, progress=False,
-          figures=False, log=lambda *a: None, attach=lambda tr: tr.on_epoch.append(hold))
+          log=lambda *a: None, attach=lambda tr: tr.on_epoch.append(hold))
 except NoizeNetError as exc:
     print(exc, file=sys.stderr)
     sys.exit(2)
@@ -139,7 +139,7 @@ def test_two_trainers_started_at_once_on_a_new_folder(config, tmp_path):
     gate.touch()
     assert winner.wait(timeout=120) == 0, winner.communicate()[1]
     assert epochs(out) == [1, 2]  # one run's epochs, each once
-    assert Run.open(out).info["status"] == "complete"
+    assert Run.open(out).info.status == "complete"
     assert lock_holder(out) is None
 
 
@@ -164,7 +164,7 @@ def test_a_second_writer_is_refused_in_one_line_and_touches_nothing(config, tmp_
         gate.touch()
     assert first.wait(timeout=120) == 0, first.communicate()[1]
     assert epochs(out) == [1, 2]
-    assert Run.open(out).info["status"] == "complete"
+    assert Run.open(out).info.status == "complete"
 
 
 def test_a_sigkilled_trainer_leaves_no_stale_lock(config, tmp_path):
@@ -179,7 +179,7 @@ def test_a_sigkilled_trainer_leaves_no_stale_lock(config, tmp_path):
     resumed = gated(config, out, gate, "--resume")
     assert resumed.wait(timeout=120) == 0, resumed.communicate()[1]
     assert epochs(out) == [1, 2]
-    assert Run.open(out).info["status"] == "complete"
+    assert Run.open(out).info.status == "complete"
 
 
 def test_a_reader_during_training_gets_complete_weights_and_is_told(config, tmp_path):

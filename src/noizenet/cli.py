@@ -592,20 +592,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from noizenet.locks import note_if_training
     from noizenet.run import Run
 
+    gen = generation_from_args(args, "evaluate")
     note_if_training(args.run)
     check_evaluate(
         Run.open(args.run),
         songs=args.songs,
         seconds=args.seconds,
-        gen_seconds=args.gen_seconds,
-        seed_seconds=args.seed_seconds,
+        gen_seconds=gen.seconds,
+        seed_seconds=gen.seed_seconds,
     )
     result = evaluate(
-        args.run,
-        data=args.data,
-        songs=args.songs,
-        seconds=args.seconds,
-        generation=generation_from_args(args, "evaluate"),
+        args.run, data=args.data, songs=args.songs, seconds=args.seconds, generation=gen
     )
     held = ", ".join(t["id"] for t in result["held_out"])
     print(f"held-out tracks: {held}")

@@ -129,16 +129,15 @@ class ModelShape:
     def of(cls, run: Any) -> ModelShape:
         """From an opened :class:`~noizenet.run.Run` (its codec and model spec)."""
         codec = run.codec()
-        model = run.info.get("model") or {}
-        categorical = codec.kind == "categorical"
+        model = run.info.model or {}
         return cls(
             cell=str(model.get("cell", "lstm")),
             hidden=int(model.get("hidden", 50)),
             layers=int(model.get("layers", 1)),
-            parameters=int(run.info.get("parameters", 0)),
+            parameters=int(run.info.parameters),
             dim=int(getattr(codec, "dim", 1)),
             hop=int(getattr(codec, "hop", 1)),
-            levels=int(getattr(codec, "levels", 0)) if categorical else 0,
+            levels=int(model.get("levels", 0)),  # the spec's: > 0 is a categorical head
         )
 
 

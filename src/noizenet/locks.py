@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from noizenet.errors import NoizeNetError, WriteError
-from noizenet.io import _FILE_MODE, _fsync_dir
+from noizenet.io import _FILE_MODE, _fsync_dir, ensure_writable_dir
 
 LOCK_NAME = ".lock"
 # A reader probes the lock with a shared lock held for microseconds; a writer that finds the
@@ -123,8 +123,6 @@ def hold_run_folder(run_dir: str | Path, *, create: bool = True) -> RunLock:
     :class:`RunBusyError` naming the folder and the holder when another process has it, and
     :class:`~noizenet.errors.WriteError` when the lock file cannot be made.
     """
-    from noizenet.io import ensure_writable_dir
-
     run_dir = Path(run_dir)
     if create:
         ensure_writable_dir(run_dir)

@@ -202,8 +202,6 @@ def pick_device(name: str = "auto") -> Any:
     :class:`~noizenet.errors.NoizeNetError`, not a crash at the first step."""
     import torch
 
-    from noizenet.errors import NoizeNetError
-
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if name == "auto":
         if torch.cuda.is_available():
