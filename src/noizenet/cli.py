@@ -618,6 +618,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print("\n".join(format_inspection(report)))
+    if "error" in report["run"]:  # nothing usable: the listing above says which file is why
+        raise NoizeNetError(report["run"]["error"])
     return 0
 
 
