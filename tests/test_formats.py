@@ -102,7 +102,7 @@ def _fake_ffmpeg(bin_dir: Path) -> Path:
 
 def test_m4a_decodes_through_ffmpeg_on_the_path(tmp_path, monkeypatch):
     y = tone_song(3, seconds=1.0)
-    song = write_wav(tmp_path / "song.m4a", y, format="WAV")  # WAV bytes: the fake ffmpeg reads them
+    song = write_wav(tmp_path / "song.m4a", y, format="WAV")  # WAV bytes, as the fake reads
     monkeypatch.setenv("PATH", str(_fake_ffmpeg(tmp_path / "bin")))
     got = audio.load(song, sr=SR, offset=0.25, duration=0.5)
     assert got.size == SR // 2
