@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from noizenet.config import WHOLE_SONG, Config, flag_specs, parse_chunk, split_list
+from noizenet.config import (
+    WHOLE_SONG,
+    Config,
+    flag_specs,
+    parse_chunk,
+    parse_duration,
+    split_list,
+)
 from noizenet.errors import NoizeNetError
 
 EXIT_USAGE = 2
@@ -30,12 +37,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _chunk_arg(text: str) -> int | str:
-    """``--chunk`` for argparse: the config's own message on a bad value."""
-    try:
-        return parse_chunk(text)
-    except NoizeNetError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _config_arg(parse: Any) -> Any:
+    """A config parser (``--chunk``, ``--max-time``) for argparse: the config's own message."""
+
+    def arg(text: str) -> Any:
+        try:
+            return parse(text)
+        except NoizeNetError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return arg
+
+
+_PARSED_FLAGS = {
+    "train.chunk": _config_arg(parse_chunk),
+    "train.max_time": _config_arg(parse_duration),
+}
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -59,8 +76,10 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         elif spec.kind is list:
             _add_list_flag(group, spec)
         else:
-            kind = _chunk_arg if spec.dest == "train.chunk" else spec.kind
-            metavar = f"{{N,{WHOLE_SONG}}}" if spec.dest == "train.chunk" else None
+            kind = _PARSED_FLAGS.get(spec.dest, spec.kind)
+            metavar = {"train.chunk": f"{{N,{WHOLE_SONG}}}", "train.max_time": "SECONDS"}.get(
+                spec.dest
+            )
             group.add_argument(
                 spec.flag,
                 dest=spec.dest,

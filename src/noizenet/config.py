@@ -161,6 +161,14 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     epochs: int = _f(10, "passes over the training songs", minimum=1)
+    max_time: float = _f(
+        0.0,
+        "training time limit, SECONDS or [HH:]MM:SS (corpus decoding not counted): at the next "
+        "step after it, save a checkpoint and the current weights and stop (run.json status "
+        "'time-limit'); --resume continues with a fresh budget of this length (give "
+        "--max-time again to change it, 0 for none); 0: no limit",
+        minimum=0,
+    )
     loss: str = _f("mse", "training loss", choices=LOSSES)
     optimizer: str = _f("adam", "optimizer", choices=OPTIMIZERS)
     lr: float = _f(0.01, "learning rate (paper: 0.01)", minimum=0, exclusive_min=True)
@@ -355,6 +363,8 @@ def _set(obj: Any, name: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(fields))})")
     if _is_list(fields[name]) and isinstance(value, str):
         value = split_list(value)  # "Instrumental,Classical" is a list written on one line
+    if name == "max_time" and isinstance(value, str):
+        value = parse_duration(value)
     setattr(obj, name, value)
 
 
@@ -474,3 +484,22 @@ def parse_chunk(text: str) -> int | str:
         raise ConfigError(
             f"train.chunk: expected an integer or '{WHOLE_SONG}', got {text!r}"
         ) from None
+
+
+def parse_duration(text: str) -> float:
+    """``--max-time`` accepts seconds (``90``, ``1.5``) or ``MM:SS`` / ``HH:MM:SS``."""
+    parts = text.strip().split(":")
+    try:
+        if len(parts) > 3 or any(not p.strip() for p in parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+        if any(not math.isfinite(v) or v < 0 for v in values) or any(v >= 60 for v in values[1:]):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"train.max_time: expected seconds or [HH:]MM:SS, got {_short(text)}"
+        ) from None
+    seconds = 0.0
+    for v in values:
+        seconds = seconds * 60 + v
+    return seconds

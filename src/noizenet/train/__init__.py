@@ -30,7 +30,7 @@ from noizenet.errors import ConfigError, NoizeNetError
 
 RUN_FILES = ("config.toml", "model.safetensors", "run.json", "metrics.jsonl", "events.jsonl")
 RUN_DIRS = ("figures", "audio", "checkpoints")
-RESUMABLE = ("train.epochs",)  # the only settings a resumed run may change
+RESUMABLE = ("train.epochs", "train.max_time")  # the only settings a resumed run may change
 
 
 def prepare_run_folder(out: Path, *, force: bool = False) -> None:
@@ -72,7 +72,8 @@ def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
 
 def resume_config(out: str | Path, config: Config | None = None) -> Config:
     """The config a resumed run in ``out`` trains with: its own ``config.toml``, where only
-    ``train.epochs`` may change (to train further). Anything else raises :class:`ConfigError`."""
+    ``train.epochs`` (to train further) and ``train.max_time`` (this session's budget) may
+    change. Anything else raises :class:`ConfigError`."""
     out = Path(out)
     if not (out / "run.json").is_file():
         raise NoizeNetError(f"{out}: no run to resume here (no run.json)")
@@ -86,7 +87,8 @@ def resume_config(out: str | Path, config: Config | None = None) -> Config:
             f"{k} is {old!r} in the run, not {new!r}" for k, (old, new) in diffs.items()
         )
         raise ConfigError(
-            f"{out}: a resumed run keeps its settings ({what}); only --epochs may change"
+            f"{out}: a resumed run keeps its settings ({what}); only --epochs and --max-time "
+            "may change"
         )
     return config
 
@@ -483,7 +485,15 @@ def _train(
         ) from None
     if not dist.main:
         return None
-    info["status"] = "complete"
+    info["status"] = trainer.stopped or "complete"
+    if trainer.stopped:  # mid-epoch too: the run folder generates from where training stopped
+        save_weights(out / "model.safetensors", trainer.model)
+        events.append({"event": trainer.stopped, "epoch": trainer.epoch + 1, "step": trainer.step})
+        log(
+            f"stopped at the time limit ({config.train.max_time:g} s) at epoch "
+            f"{trainer.epoch + 1} step {trainer.step}; checkpoint saved. Continue with: "
+            f"noizenet train --resume {shlex.quote(str(out))}"
+        )
     atomic_write_json(out / "run.json", info)
     run = Run.open(out)
     if figures:
