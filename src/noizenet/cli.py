@@ -64,7 +64,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         group = groups.get(section) or groups.setdefault(
             section, p.add_argument_group(f"{section} settings")
         )
-        help_text = f"{spec.help} (default: {spec.default})"
+        help_text = f"{spec.help} (default: {'none' if spec.default == '' else spec.default})"
         if spec.kind is bool:
             group.add_argument(
                 spec.flag,
@@ -85,7 +85,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                 dest=spec.dest,
                 type=kind,
                 default=None,
-                choices=spec.choices,
+                choices=[c for c in spec.choices if c != ""] if spec.choices else None,  # "": unset
                 metavar=metavar,
                 help=help_text,
             )
