@@ -83,6 +83,14 @@ def test_a_categorical_run_reports_bits_per_sample(tiny_config, tmp_path):
     bits = result["columns"]["NoizeNet"]["bits_per_sample"]
     assert 0 < bits < 8  # 6 bits is a uniform guess over 64 levels; a trained model beats 8
     assert not (tmp_path / "mulaw" / "evaluation.json").exists()
+    # beside it, the classical floors on the same 64 levels: tones are predictable, so linear
+    # prediction with an adaptive residual beats the fixed one and the histogram
+    cols = result["columns"]
+    lpc, fixed = cols["LPC-32"]["bits_per_sample"], cols["LPC-32"]["bits_fixed_scale"]
+    assert 0 < lpc < fixed < cols["real audio"]["bits_no_context"] <= 6.1
+    assert 0 < cols["persistence"]["bits_per_sample"] < 6.1
+    table = format_table(result)
+    assert "without context" in table and "fixed scale" in table
 
 
 def test_a_diverging_model_is_reported_not_fatal(tiny_run, monkeypatch):

@@ -1,11 +1,15 @@
-"""Decode, resample, mix to mono and write audio (librosa + soundfile).
+"""Decode, resample, mix to mono and write audio (librosa + soundfile; ffmpeg where present).
 
+libsndfile reads WAV, FLAC, Ogg Vorbis, Ogg Opus, MP3, AIFF and AU; the formats it cannot read
+(AAC in ``.m4a``/``.aac``, WMA) are decoded by an ``ffmpeg`` found on ``PATH``.
 Every error names the file and the problem in one line (:class:`~noizenet.errors.AudioError`).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -14,7 +18,12 @@ import numpy as np
 from noizenet.errors import AudioError
 from noizenet.io import atomic_path
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au")
+#: What libsndfile decodes (through librosa, which resamples with soxr).
+SNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au")
+#: What only ffmpeg decodes here.
+FFMPEG_EXTENSIONS = (".m4a", ".aac", ".wma")
+#: Every extension a folder corpus lists.
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS + FFMPEG_EXTENSIONS
 SAMPLE_RATE = 22050
 
 
@@ -25,7 +34,7 @@ def load(
 
     Parameters
     ----------
-    path : audio file (WAV, FLAC, OGG, MP3, ...)
+    path : audio file (WAV, FLAC, Ogg Vorbis or Opus, MP3, ...; M4A, AAC, WMA with ffmpeg)
     sr : target sample rate in Hz; the file is resampled (soxr, high quality) if it differs
     offset : seconds to skip at the start
     duration : seconds to keep (None: to the end)
@@ -45,6 +54,9 @@ def load(
         raise AudioError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
+    if path.suffix.lower() in FFMPEG_EXTENSIONS:
+        y = _ffmpeg_load(path, sr=sr, offset=offset, duration=duration)
+        return _checked(path, y, offset)
     try:
         with warnings.catch_warnings():  # librosa warns before its audioread fallback
             warnings.simplefilter("ignore")
@@ -59,11 +71,37 @@ def load(
         if reason in ("NoBackendError", "EOFError"):  # librosa's fallback found nothing to read
             reason = "not a recognised audio format"
         raise AudioError(f"{path}: cannot decode audio ({reason})") from None
+    return _checked(path, y, offset)
+
+
+def _checked(path: Path, y: np.ndarray, offset: float) -> np.ndarray:
     if y.size == 0:
         raise AudioError(f"{path}: no audio samples (after offset {offset:g} s)")
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{path}: contains non-finite samples")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _ffmpeg(path: Path, tool: str = "ffmpeg") -> str:
+    """The ffmpeg (or ffprobe) executable, or an error saying what to install."""
+    exe = shutil.which(tool)
+    if exe is None:
+        raise AudioError(f"{path}: install ffmpeg to read {path.suffix.lower()} files")
+    return exe
+
+
+def _ffmpeg_load(path: Path, *, sr: int, offset: float, duration: float | None) -> np.ndarray:
+    """Decode with ffmpeg to mono float32 at ``sr`` Hz, piped as raw samples (no temporary file)."""
+    cmd = [_ffmpeg(path), "-nostdin", "-v", "error", "-ss", f"{offset:.6f}", "-i", str(path)]
+    if duration is not None:
+        cmd += ["-t", f"{duration:.6f}"]
+    cmd += ["-map", "0:a:0", "-ac", "1", "-ar", str(int(sr)), "-f", "f32le", "-"]
+    done = subprocess.run(cmd, capture_output=True, check=False)
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = lines[-1] if lines else f"ffmpeg exit status {done.returncode}"
+        raise AudioError(f"{path}: cannot decode audio (ffmpeg: {reason})")
+    return np.frombuffer(done.stdout[: len(done.stdout) // 4 * 4], dtype="<f4").astype(np.float32)
 
 
 _MPEG_SYNC = re.compile(rb"\xff[\xe0-\xff]")  # the 11 set bits that open every MPEG audio frame
@@ -115,9 +153,16 @@ def write(path: str | Path, y: np.ndarray, *, sr: int = SAMPLE_RATE) -> Path:
 
 
 def info(path: str | Path) -> dict:
-    """Sample rate, channels and duration of a file, without decoding it all."""
+    """Sample rate, channels and duration of a file, without decoding it all.
+
+    For the formats only ffmpeg reads, the values are None (known once decoded); without
+    ffmpeg an :class:`AudioError` says to install it.
+    """
     import soundfile as sf
 
+    if Path(path).suffix.lower() in FFMPEG_EXTENSIONS:
+        _ffmpeg(Path(path))
+        return {"sample_rate": None, "channels": None, "seconds": None}
     try:
         i = sf.info(str(path))
     except Exception as exc:

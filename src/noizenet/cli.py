@@ -25,6 +25,7 @@ from noizenet.config import (
     generation_defaults,
     generation_flag_specs,
     parse_chunk,
+    parse_duration,
     split_list,
 )
 from noizenet.errors import ConfigError, NoizeNetError
@@ -45,12 +46,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _chunk_arg(text: str) -> int | str:
-    """``--chunk`` for argparse: the config's own message on a bad value."""
-    try:
-        return parse_chunk(text)
-    except NoizeNetError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _config_arg(parse: Any) -> Any:
+    """A config parser (``--chunk``, ``--max-time``) for argparse: the config's own message."""
+
+    def arg(text: str) -> Any:
+        try:
+            return parse(text)
+        except NoizeNetError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return arg
+
+
+_PARSED_FLAGS = {
+    "train.chunk": _config_arg(parse_chunk),
+    "train.max_time": _config_arg(parse_duration),
+}
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -74,14 +85,16 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         elif spec.kind is list:
             _add_list_flag(group, spec)
         else:
-            kind = _chunk_arg if spec.dest == "train.chunk" else spec.kind
-            metavar = f"{{N,{WHOLE_SONG}}}" if spec.dest == "train.chunk" else _metavar(spec)
+            kind = _PARSED_FLAGS.get(spec.dest, spec.kind)
+            metavar = {"train.chunk": f"{{N,{WHOLE_SONG}}}", "train.max_time": "SECONDS"}.get(
+                spec.dest
+            ) or _metavar(spec)
             group.add_argument(
                 spec.flag,
                 dest=spec.dest,
                 type=kind,
                 default=None,
-                choices=spec.choices,
+                choices=[c for c in spec.choices if c != ""] if spec.choices else None,  # "": unset
                 metavar=metavar,
                 help=help_text,
             )
@@ -692,6 +705,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print("\n".join(format_inspection(report)))
+    if "error" in report["run"]:  # nothing usable: the listing above says which file is why
+        raise NoizeNetError(report["run"]["error"])
     return 0
 
 

@@ -167,6 +167,14 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     epochs: int = _f(10, "passes over the training songs", minimum=1)
+    max_time: float = _f(
+        0.0,
+        "training time limit, SECONDS or [HH:]MM:SS (corpus decoding not counted): at the next "
+        "step after it, save a checkpoint and the current weights and stop (run.json status "
+        "'time-limit'); --resume continues with a fresh budget of this length (give "
+        "--max-time again to change it, 0 for none); 0: no limit",
+        minimum=0,
+    )
     loss: str = _f("mse", "training loss", choices=LOSSES)
     optimizer: str = _f("adam", "optimizer", choices=OPTIMIZERS)
     lr: float = _f(0.01, "learning rate (paper: 0.01)", minimum=0, exclusive_min=True)
@@ -236,8 +244,48 @@ class TrainConfig:
     )
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A named group of settings (``--preset NAME``); flags given beside it win."""
+
+    help: str  # one line for --help: what it is and why these values
+    settings: dict[str, Any]  # dotted name -> value, applied over the defaults
+
+
+#: ``--preset`` choices. Extend the table for a new family (one entry, nothing else to change).
+PRESETS: dict[str, Preset] = {
+    "paper": Preset("the paper's MSE LSTM, hidden 50 (section 5.5.3; the defaults)", {}),
+    # ../shared/samplernn-notes.md, measured on 2 CPU cores on held-out real music: this LSTM
+    # (32 x 256 chunks, 118-125 k samples/s) reached 4.40 bits/sample after 4 minutes and 4.24
+    # after 10 at lr 2e-3; no dropout there (a 256-way softmax does not settle on a constant)
+    "mulaw": Preset(
+        "the flat LSTM with a 256-level mu-law head: hidden 128, lr 2e-3, 32 x 256 chunks, "
+        "no dropout (about 4.2 bits/sample on held-out music after 10 CPU minutes)",
+        {
+            "codec.name": "mulaw",
+            "codec.levels": 256,
+            "model.cell": "lstm",
+            "model.hidden": 128,
+            "model.embedding": 32,
+            "model.dropout": 0.0,
+            "train.lr": 2e-3,
+            "train.batch": 32,
+            "train.chunk": 256,
+        },
+    ),
+}
+
+
+def _preset_help() -> str:
+    names = "; ".join(f"{name}: {p.help}" for name, p in PRESETS.items())
+    return (
+        f"a named group of settings, recorded in config.toml; flags given beside it win ({names})"
+    )
+
+
 @dataclass
 class Config:
+    preset: str = _f("", _preset_help(), choices=("", *PRESETS))
     seed: int = _f(
         0,
         "random seed: fixes data split and order, initialisation, dropout and sampling",
@@ -339,8 +387,18 @@ class Config:
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
-        """A copy with dotted-name overrides (``{"model.hidden": 64}``), validated."""
+        """A copy with dotted-name overrides (``{"model.hidden": 64}``), validated.
+
+        ``"preset"`` among them applies that preset's settings first; the others win over it.
+        """
         raw = self.to_dict()
+        if "preset" in overrides:
+            name = overrides["preset"]
+            if name and name not in PRESETS:
+                raise ConfigError(
+                    f"preset: unknown preset {_short(name)} (choose from {', '.join(PRESETS)})"
+                )
+            overrides = {**(PRESETS[name].settings if name else {}), **overrides}
         for dotted, value in overrides.items():
             *sections, name = str(dotted).split(".")
             target = raw
@@ -576,6 +634,8 @@ def _set(obj: Any, name: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(fields))})")
     if _is_list(fields[name]) and isinstance(value, str):
         value = split_list(value)  # "Instrumental,Classical" is a list written on one line
+    if name == "max_time" and isinstance(value, str):
+        value = parse_duration(value)
     setattr(obj, name, value)
 
 
@@ -695,3 +755,22 @@ def parse_chunk(text: str) -> int | str:
         raise ConfigError(
             f"train.chunk: expected an integer or '{WHOLE_SONG}', got {text!r}"
         ) from None
+
+
+def parse_duration(text: str) -> float:
+    """``--max-time`` accepts seconds (``90``, ``1.5``) or ``MM:SS`` / ``HH:MM:SS``."""
+    parts = text.strip().split(":")
+    try:
+        if len(parts) > 3 or any(not p.strip() for p in parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+        if any(not math.isfinite(v) or v < 0 for v in values) or any(v >= 60 for v in values[1:]):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"train.max_time: expected seconds or [HH:]MM:SS, got {_short(text)}"
+        ) from None
+    seconds = 0.0
+    for v in values:
+        seconds = seconds * 60 + v
+    return seconds

@@ -7,6 +7,9 @@ numbers (see :mod:`noizenet.analysis.metrics` for exactly what each measures) st
 * persistence: next sample = this sample (one-step prediction only);
 * LPC-32: linear prediction of order 32 fitted on the run's training tracks; for generation, its
   all-pole filter driven by white noise of the training residual's size;
+* for categorical runs, bits/sample of persistence and LPC-32 with a Laplace residual whose
+  scale follows the last 64 residuals (or stays fixed), and of the training level histogram
+  (no context), each scored on the run's own levels (:mod:`noizenet.analysis.bits`);
 * real audio: the held-out tracks themselves (their flatness, DC, clipping) and the Frechet
   distance of the training tracks to them, the distance one real recording has to another.
 
@@ -243,6 +246,13 @@ def evaluate_run(
     for k, p in preds.items():
         columns[k]["snr_db"] = m.snr_db(y_all, np.concatenate(p), skip=0)
     columns["NoizeNet"]["bits_per_sample"] = m.bits_per_sample(run.model(), run.codec(), held.audio)
+    if columns["NoizeNet"]["bits_per_sample"] is not None:  # categorical: the classical floors
+        from noizenet.analysis.bits import classical_bits
+
+        train = baseline.train_audio or held.audio  # as the LPC fit (fitted_on says which)
+        floors = classical_bits(run.codec(), held.audio, a=baseline.a, train=train)
+        for col, values in floors.items():
+            columns[col].update(values)
     for k, takes in gens.items():
         columns[k]["collapse_s"] = [t["collapse_s"][k] for t in per_track]
         finite = [t for t in takes if t is not None]  # metrics of the takes that stayed finite
@@ -349,6 +359,8 @@ def evaluate(
 ROWS = (
     ("snr_db", "one-step prediction SNR (dB, higher is better)"),
     ("bits_per_sample", "bits per sample on held-out audio (lower is better)"),
+    ("bits_fixed_scale", "bits per sample, Laplace residual of fixed scale"),
+    ("bits_no_context", "bits per sample without context (training level histogram)"),
     ("collapse_s", "free-running collapse time"),
     ("log_mel_frechet", "log-mel Frechet distance to held-out audio (not FAD; lower is closer)"),
     ("flatness", "spectral flatness before collapse (1: white noise)"),
@@ -381,7 +393,7 @@ def format_value(key: str, value: Any) -> str:
         return format_collapse(value)
     if value is None:
         return "-"
-    if key in ("snr_db", "bits_per_sample"):
+    if key == "snr_db" or key.startswith("bits_"):
         return f"{value:.2f}"
     if key == "log_mel_frechet":
         return f"{value:.1f}"

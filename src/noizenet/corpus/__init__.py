@@ -122,6 +122,13 @@ def list_tracks(cfg: DataConfig, *, seed: int = 0) -> list[Track]:
     return filter_tracks(tracks, cfg)
 
 
+def no_audio_message(source: str) -> str:
+    """The one line for a folder holding no file of a known audio format."""
+    from noizenet.audio import AUDIO_EXTENSIONS
+
+    return f"{source}: no audio files found (looked for {', '.join(AUDIO_EXTENSIONS)})"
+
+
 def filter_tracks(tracks: list[Track], cfg: DataConfig) -> list[Track]:
     """Keep the tracks of ``cfg.genre`` (any case) and ``cfg.split``; unknown names are errors."""
     if cfg.genre:
@@ -254,9 +261,7 @@ def load_corpus(
         filters = f" of genre {','.join(cfg.genre)}" if cfg.genre else ""
         if cfg.source.startswith(FMA_PREFIX) or cfg.genre or cfg.split:
             raise NoizeNetError(f"{cfg.source}: no tracks{filters} match the filters")
-        raise NoizeNetError(
-            f"{cfg.source}: no audio files found (looked for .wav, .flac, .ogg, .mp3, .aiff, .au)"
-        )
+        raise NoizeNetError(no_audio_message(cfg.source))
     train_pool, val_pool = candidate_pools(tracks, cfg, seed=seed)
     picker = _Picker(cfg, progress=progress, log=log)
     if val_pool is None:

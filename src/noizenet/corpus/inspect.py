@@ -53,7 +53,8 @@ def inspect_source(
     Returns a JSON-ready dict: ``source``, ``tracks`` (one dict per track), ``totals``
     (``genre`` and ``split``: tracks, seconds, ok, skipped, unchecked), and ``run`` (the
     training and validation ids a run would use, what it skipped, or the error it would stop
-    with).
+    with). A source that lists no track at all raises the one-line
+    :class:`~noizenet.errors.NoizeNetError` a training run would stop with.
     """
 
     from noizenet.corpus import DecodeCache, cache_root, list_tracks, load_corpus, segment_problem
@@ -61,6 +62,8 @@ def inspect_source(
 
     data = config.data
     tracks = list_tracks(data, seed=config.seed)
+    if not tracks:  # nothing to tabulate: the one line a training run would stop with
+        load_corpus(data, seed=config.seed, progress=False)
     cache = DecodeCache(cache_root(data), sr=data.sample_rate)
     if decode and tracks:
         _, report = cache.ensure(
@@ -159,7 +162,7 @@ def format_inspection(report: dict[str, Any]) -> list[str]:
         if key == "split" and set(totals) == {"-"}:
             continue  # the source has no split
         lines.append(f"totals by {key}:")
-        width = max(len(k) for k in totals)
+        width = max((len(k) for k in totals), default=0)
         for name, t in totals.items():
             lines.append(
                 f"  {name.ljust(width)}  {t['tracks']} track{'s' * (t['tracks'] != 1)}, "

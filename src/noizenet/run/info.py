@@ -18,7 +18,7 @@ from noizenet.errors import NoizeNetError
 from noizenet.io import atomic_write_json
 from noizenet.tensorfile import one_line
 
-STATUSES = ("training", "complete", "interrupted", "diverged")
+STATUSES = ("training", "complete", "interrupted", "diverged", "time-limit")
 
 
 def versions() -> dict[str, str]:

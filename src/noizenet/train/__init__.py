@@ -36,12 +36,21 @@ from noizenet.errors import (
     TrainingInterruptedError,
 )
 from noizenet.locks import hold_run_folder, releasing_run_locks
-from noizenet.run import RUN_DIRS, RUN_FILES, Run, RunInfo, RunWriter, read_run_info, versions
+from noizenet.run import (
+    RUN_DIRS,
+    RUN_FILES,
+    Run,
+    RunInfo,
+    RunWriter,
+    read_run_info,
+    save_weights,
+    versions,
+)
 from noizenet.run.writer import now
 from noizenet.tensorfile import one_line
 from noizenet.train.distributed import process_group, rank_device
 
-RESUMABLE = ("train.epochs",)  # the only settings a resumed run may change
+RESUMABLE = ("train.epochs", "train.max_time")  # the only settings a resumed run may change
 
 
 def prepare_run_folder(out: Path, *, force: bool = False) -> Any:
@@ -87,7 +96,8 @@ def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
 
 def resume_config(out: str | Path, config: Config | None = None) -> Config:
     """The config a resumed run in ``out`` trains with: its own ``config.toml``, where only
-    ``train.epochs`` may change (to train further). Anything else raises :class:`ConfigError`."""
+    ``train.epochs`` (to train further) and ``train.max_time`` (this session's budget) may
+    change. Anything else raises :class:`ConfigError`."""
     out = Path(out)
     if not (out / "run.json").is_file():
         raise NoizeNetError(f"{out}: no run to resume here (no run.json)")
@@ -101,7 +111,8 @@ def resume_config(out: str | Path, config: Config | None = None) -> Config:
             f"{k} is {old!r} in the run, not {new!r}" for k, (old, new) in diffs.items()
         )
         raise ConfigError(
-            f"{out}: a resumed run keeps its settings ({what}); only --epochs may change"
+            f"{out}: a resumed run keeps its settings ({what}); only --epochs and --max-time "
+            "may change"
         )
     return config
 
@@ -463,7 +474,17 @@ def _train(
         ) from None
     if writer is None:
         return None
-    writer.set_status("complete")
+    writer.set_status(trainer.stopped or "complete")
+    if trainer.stopped:  # mid-epoch too: the run folder generates from where training stopped
+        save_weights(out / "model.safetensors", trainer.model)
+        writer.events.append(
+            {"event": trainer.stopped, "epoch": trainer.epoch + 1, "step": trainer.step}
+        )
+        log(
+            f"stopped at the time limit ({config.train.max_time:g} s) at epoch "
+            f"{trainer.epoch + 1} step {trainer.step}; checkpoint saved. Continue with: "
+            f"noizenet train --resume {shlex.quote(str(out))}"
+        )
     run = Run.open(out)
     if corpus.skipped:  # said again at the very end, where a long run's reader looks
         log(corpus.skipped_summary())

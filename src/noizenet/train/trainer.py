@@ -171,6 +171,10 @@ class _RollbackError(Exception):
     """Raised inside an epoch when the NaN guard gives up on the current position."""
 
 
+class _TimeLimitError(Exception):
+    """Raised at a step boundary, after its checkpoint, once ``train.max_time`` is spent."""
+
+
 @dataclass
 class Trainer:
     model: Model
@@ -220,6 +224,11 @@ class Trainer:
         self._pending = False  # a checkpoint is due at the next good step boundary
         self._saved_at: tuple[int, int] | None = None  # position of the last checkpoint
         self._stop_agreed = False  # distributed: some rank was asked to stop (all stop together)
+        self.fit_started = math.inf  # perf_counter() at fit(): train.max_time counts from it
+        self.stopped = ""  # why fit() returned before cfg.epochs ("time-limit"), or ""
+
+    def out_of_time(self) -> bool:
+        return 0 < self.cfg.max_time <= time.perf_counter() - self.fit_started
 
     # -- one step ----------------------------------------------------------------------------
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -305,7 +314,8 @@ class Trainer:
             if p.grad is None:  # an unused parameter: the buckets must line up across ranks
                 p.grad = torch.zeros_like(p)
         grads = [p.grad for p in params]
-        stop = torch.tensor([1.0 if self.stop_signal else 0.0], device=loss.device)
+        asked = self.stop_signal or self.out_of_time()
+        stop = torch.tensor([1.0 if asked else 0.0], device=loss.device)
         flat = torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1).float(), stop])
         self.dist.all_reduce_sum(flat)
         offset = 0
@@ -406,12 +416,17 @@ class Trainer:
         return result
 
     def fit(self) -> list[EpochResult]:
-        """Train until ``cfg.epochs`` epochs are complete (from wherever the trainer stands)."""
+        """Train until ``cfg.epochs`` epochs are complete (from wherever the trainer stands), or
+        until ``cfg.max_time`` seconds of this call are spent (then :attr:`stopped` says so)."""
+        self.fit_started = time.perf_counter()
         while self.epoch < self.cfg.epochs:
             try:
                 self.train_epoch()
             except _RollbackError:
                 self._rollback()
+            except _TimeLimitError:
+                self.stopped = "time-limit"
+                break
         return self.history
 
     # -- checkpoints, NaN guard, stopping ------------------------------------------------------
@@ -428,10 +443,14 @@ class Trainer:
 
         # several ranks stop only on a request they all know of (it travels in the step's
         # all-reduce), so that they all save the same checkpoint and stop at the same step
-        stop = self.stop_signal if not self.dist.enabled else self._stop_agreed
+        stop = (
+            (self.stop_signal or self.out_of_time()) if not self.dist.enabled else self._stop_agreed
+        )
         if stop and self.epoch < self.cfg.epochs:
             if self._saved_at != (self.epoch, self.step):
                 self._save()
+            if not self.stop_signal:  # the time budget, not a signal (ranks agreed on the step)
+                raise _TimeLimitError()
             name = signal.Signals(self.stop_signal or signal.SIGTERM).name
             raise TrainingInterruptedError(
                 f"stopped by {name} at epoch {self.epoch + 1} step {self.step}",
