@@ -279,7 +279,8 @@ def test_training_on_fma_reports_broken_files_and_a_second_run_decodes_nothing(
         "099134": "only an ID3 tag (1,700 bytes), no audio frames",
         "108925": "empty file (0 bytes)",
     }
-    last = text.strip().splitlines()[-2]  # the summary, then "run folder: ..."
+    # the summary closes training's output; then the verb's "report: ..." and "run folder: ..."
+    last = text.strip().splitlines()[-3]
     assert last.startswith("skipped 2 unusable track(s): ") and "099134" in last
     assert "decode cache: 6 decoded" in text
 

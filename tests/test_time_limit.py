@@ -47,7 +47,7 @@ def _weights(path) -> dict[str, torch.Tensor]:
 def test_a_time_limited_run_stops_mid_epoch_generates_and_resumes_to_the_same_weights(
     cfg, tmp_path, monkeypatch
 ):
-    reference = train(cfg, tmp_path / "ref", progress=False, figures=False, log=quiet)
+    reference = train(cfg, tmp_path / "ref", progress=False, log=quiet)
     out = tmp_path / "run"
     lines: list[str] = []
     with monkeypatch.context() as m:
@@ -58,10 +58,9 @@ def test_a_time_limited_run_stops_mid_epoch_generates_and_resumes_to_the_same_we
             cfg.with_overrides({"train.max_time": 5.0}),
             out,
             progress=False,
-            figures=False,
             log=lines.append,
         )
-    assert run.info["status"] == "time-limit"
+    assert run.info.status == "time-limit"
     assert any("time limit" in line and "--resume" in line for line in lines)
     stopped = [e for e in read_jsonl(out / "events.jsonl") if e["event"] == "time-limit"]
     assert [(e["epoch"], e["step"]) for e in stopped] == [(1, 2)]
@@ -82,10 +81,9 @@ def test_a_time_limited_run_stops_mid_epoch_generates_and_resumes_to_the_same_we
         out,
         resume=True,
         progress=False,
-        figures=False,
         log=quiet,
     )
-    assert done.info["status"] == "complete"
+    assert done.info.status == "complete"
     a, b = _weights(out / "model.safetensors"), _weights(reference.weights)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert Config.load(out / "config.toml").train.max_time == 0

@@ -19,35 +19,15 @@ import numpy as np
 
 from noizenet.config import DataConfig
 from noizenet.corpus.cache import CacheReport, DecodeCache
+from noizenet.corpus.fma import fma_tracks
+from noizenet.corpus.folder import folder_tracks
 from noizenet.corpus.stats import Moments, moments
+from noizenet.corpus.track import Track
 from noizenet.errors import AudioError, ConfigError, NoizeNetError
 
 MIN_SECONDS = 0.1  # shorter tracks teach nothing and are skipped
 SILENCE_PEAK = 1e-4  # a track whose amplitude (half its peak-to-peak range) stays below is silent
 FMA_PREFIX = "fma:"
-
-
-@dataclass(frozen=True)
-class Track:
-    """One song a source knows about, before decoding."""
-
-    id: str
-    path: Path
-    genre: str = "unknown"
-    split: str | None = None  # the dataset's own split (FMA: training, validation, test)
-    title: str = ""
-    artist: str = ""
-    album: str = ""
-    license: str = ""
-
-    def describe(self) -> dict[str, Any]:
-        """Id, genre, path, and whatever the source knows besides (split, title, licence)."""
-        info: dict[str, Any] = {"id": self.id, "genre": self.genre, "path": str(self.path)}
-        for name in ("split", "title", "artist", "album", "license"):
-            value = getattr(self, name)
-            if value:
-                info[name] = value
-        return info
 
 
 @dataclass
@@ -112,12 +92,8 @@ def list_tracks(cfg: DataConfig, *, seed: int = 0) -> list[Track]:
         )
         tracks = [Track(s.id, s.path, s.genre) for s in songs]
     elif source.startswith(FMA_PREFIX):
-        from noizenet.corpus.fma import fma_tracks
-
         tracks = fma_tracks(Path(source[len(FMA_PREFIX) :]).expanduser(), subset=cfg.subset)
     else:
-        from noizenet.corpus.folder import folder_tracks
-
         tracks = folder_tracks(Path(source).expanduser())
     return filter_tracks(tracks, cfg)
 

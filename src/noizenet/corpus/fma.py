@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from noizenet.config import FMA_SUBSETS
+from noizenet.corpus.track import Track
 from noizenet.errors import NoizeNetError
 
 if TYPE_CHECKING:  # pandas is imported when a tracks.csv is read, not before
     import pandas as pd
 
-    from noizenet.corpus import Track
 
 TRACKS_CSV = Path("fma_metadata") / "tracks.csv"
 
@@ -125,7 +125,6 @@ def fma_tracks(root: Path, *, subset: str = "small") -> list[Track]:
     ("unknown" where the dataset gives none) and split is ``set.split``. Titles, artists, albums
     and licences are kept for reports.
     """
-    from noizenet.corpus import Track  # at run time: noizenet.corpus imports this module
 
     root = Path(root).expanduser()
     if not root.is_dir():

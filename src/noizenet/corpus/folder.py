@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from noizenet.audio import AUDIO_EXTENSIONS
+from noizenet.corpus.track import Track
 from noizenet.errors import NoizeNetError
 
 
@@ -15,7 +16,6 @@ def folder_tracks(root: Path) -> list:
     jazz), or "unknown" for files directly in ``root``. Hidden files and folders are ignored.
     A single file is accepted as a one-track corpus.
     """
-    from noizenet.corpus import Track
 
     if not root.exists():
         raise NoizeNetError(f"{root}: no such file or folder")
