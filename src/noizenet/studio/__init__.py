@@ -13,6 +13,7 @@ in well under a second and let the page be our own, escaped, offline markup.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,4 +68,6 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     log(f"NoizeNet studio: http://{shown}:{port}/ (runs below {runs_dir}); Ctrl-C stops it")
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    uvicorn.Server(config).run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn shut down, then passes Ctrl-C on
+        uvicorn.Server(config).run()
+    log("studio stopped")
