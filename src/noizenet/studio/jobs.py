@@ -63,12 +63,10 @@ class Generation:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
-    if hasattr(value, "kind"):  # a SeedSpec
-        return {
-            "kind": value.kind,
-            "song": value.path.name if value.path else None,
-            "offset": value.offset,
-        }
+    if hasattr(value, "kind"):  # a SeedSpec: as the CLI's --seed reads
+        if value.path is None:
+            return value.kind
+        return f"song:{value.path.name}" + (f"@{value.offset:g}" if value.offset else "")
     return str(value)
 
 

@@ -13,7 +13,7 @@ function h(tag, attrs, ...children) {
     if (name === "text") node.textContent = String(value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -24,7 +24,7 @@ function fileUrl(path) { return "/file?path=" + encodeURIComponent(path); }
 function q(params) { return new URLSearchParams(params).toString(); }
 function fmt(v) {
   if (v === null || v === undefined) return "-";
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(5);
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(5)));
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
 }
