@@ -275,6 +275,14 @@ def test_generation_writes_the_take_generate_names_with_its_views(studio_runs, t
         take = next(t for t in details["takes"] if t["name"] == name)
         assert take["spectrogram"] == f"one/audio/gen_song-{song}_e1_v0_spectrogram.png"
         assert take["settings"]["seed"] == f"song-{song}"
+        # a song of the user's, uploaded: the take is named after it, as generate names it
+        wav = next(iter(sorted((studio_runs / HOSTILE_RUN / "audio").glob("*.wav")))).read_bytes()
+        _, up = s.post("/api/upload?name=" + quote("my song.wav"), wav)
+        form = {"run": "one", "seed": "upload", "upload": up["upload"], "offset": 0.1}
+        assert s.post("/api/generate", {**form, "seconds": 0.2})[0] == 202
+        job = s.wait_generation("one")
+        assert job["takes"] == ["one/audio/gen_song-my song_e1_v0.wav"], job
+        assert job["settings"]["seed"] == "song:my song.wav@0.1"
         # generate's own checks reach the page as its one-line message
         s.post("/api/generate", {"run": "one", "seed": "white", "top_p": 2})
         job = s.wait_generation("one")
