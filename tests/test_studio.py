@@ -365,3 +365,22 @@ def test_cli_studio_serves_and_warns_when_listening_beyond_this_machine(studio_r
         f"noizenet studio: error: {studio_runs / 'nope'}: no such folder "
         "(the studio shows the runs below it)"
     )
+
+
+def test_train_form_is_checked_before_anything_starts(studio_runs, song_dir):
+    with studio(studio_runs) as s:
+        form = {"name": "new", "data": str(song_dir), "hidden": "8"}
+        for change, status, words in (
+            ({"name": "../out"}, 400, "run name: letters"),
+            ({"name": "tiny"}, 409, "already holds a run"),
+            ({"data": str(song_dir / "nope")}, 400, "is not a folder"),
+            ({"hidden": "eight"}, 400, "hidden: expected a number"),
+            ({"model": "lstm --force"}, 400, "model: unexpected value"),
+        ):
+            got, body = s.post("/api/train", {**form, **change})
+            assert (got, words in body["error"]) == (status, True), (change, body)
+        assert s.post("/api/train/stop", {"run": "tiny"}) == (
+            409,
+            {"error": "this run is not training"},
+        )
+    assert not (studio_runs / "new").exists()

@@ -348,37 +348,41 @@ def _generation_kwargs(
     return kwargs
 
 
-TRAIN_FLAGS = {  # form field -> (flag, kind): what the Train page sets; the rest are defaults
-    "model": ("--model", str),
-    "codec": ("--codec", str),
-    "hidden": ("--hidden", int),
-    "layers": ("--layers", int),
-    "epochs": ("--epochs", int),
-    "songs": ("--songs", int),
-    "seconds": ("--seconds", float),
-    "val_songs": ("--val-songs", int),
-    "batch": ("--batch", int),
-    "chunk": ("--chunk", str),
-    "lr": ("--lr", float),
-    "seed": ("--seed", int),
+# form field -> config setting: what the Train page sets (flags and types from the config)
+TRAIN_FIELDS = {
+    "model": "model.cell",
+    "codec": "codec.name",
+    "hidden": "model.hidden",
+    "layers": "model.layers",
+    "epochs": "train.epochs",
+    "songs": "data.songs",
+    "seconds": "data.seconds",
+    "val_songs": "data.val_songs",
+    "batch": "train.batch",
+    "chunk": "train.chunk",
+    "lr": "train.lr",
+    "seed": "seed",
 }
 
 
 def _train_flags(body: dict[str, Any]) -> list[str]:
     """Form fields as ``noizenet train`` flags; values are checked by train itself (its
     one-line message appears in the log), here only for their type."""
+    from noizenet.config import flag_specs
+
+    specs = {spec.dest: spec for spec in flag_specs()}
     args = []
-    for name, (flag, kind) in TRAIN_FLAGS.items():
-        value = body.get(name)
+    for name, dest in TRAIN_FIELDS.items():
+        value, spec = body.get(name), specs[dest]
         if value in (None, ""):
             continue
-        if kind is int:
+        if spec.kind is int:
             value = _integer(name, value)
-        elif kind is float:
+        elif spec.kind is float:
             value = _number(name, value)
         elif not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,40}", value):
             raise R.RefusedError(f"{name}: unexpected value {value!r}")
-        args += [flag, str(value)]
+        args += [spec.flag, str(value)]
     return args
 
 
