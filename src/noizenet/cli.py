@@ -412,6 +412,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a fraction of the work (smoke test)")
 
     p = sub.add_parser(
+        "studio",
+        parents=[common],
+        help="local web page: browse runs, generate and compare takes, train",
+        description="Serve a local web page over the runs below RUNS_DIR: their metrics and "
+        "loss curves, generation with a player and spectrogram for every take, takes side by "
+        "side, two runs compared, and training started, watched, stopped and resumed. It loads "
+        "nothing from the network. Needs pip install 'noizenet[studio]'.",
+    )
+    p.add_argument("runs_dir", type=Path, nargs="?", default=Path("runs"), metavar="RUNS_DIR")
+    p.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; "
+        "anything else lets other machines in, without a password)",
+    )
+    p.add_argument(
+        "--max-upload-mb", type=float, default=200.0, help="largest seed song upload (default: 200)"
+    )
+
+    p = sub.add_parser(
         "data",
         parents=[common],
         help="inspect a data source: its tracks, what is broken, what a run would use",
@@ -692,6 +713,13 @@ def _not_negative(flag: str, value: float) -> None:
         raise NoizeNetError(f"{flag} must be a finite number >= 0, got {value:g}")
 
 
+def _cmd_studio(args: argparse.Namespace) -> int:
+    from noizenet.studio import serve
+
+    serve(args.runs_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from noizenet.corpus.inspect import format_inspection, inspect_source
 
@@ -721,6 +749,7 @@ COMMANDS = {
     "plot": _cmd_plot,
     "bench": _cmd_bench,
     "data": _cmd_data,
+    "studio": _cmd_studio,
 }
 
 
