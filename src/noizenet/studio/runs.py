@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from noizenet.errors import NoizeNetError
+from noizenet.locks import lock_holder
 from noizenet.report.folder import RunFolder, describe_take, read_run
 
 MAX_DEPTH = 4  # run folders are looked for this many folders below RUNS_DIR (experiments nest)
@@ -102,12 +103,11 @@ def _newest(run_dir: Path) -> float:
 def training_now(run_dir: Path, studio_jobs: set[Path] = frozenset()) -> bool:  # type: ignore[assignment]
     """Whether a process is training ``run_dir`` right now.
 
-    The one place to switch to the run folder's lock once ``noizenet.locks.lock_holder`` lands
-    (then any process counts, not only the studio's children). Until then: a training job this
-    studio started and that is still alive. run.json's ``training`` status alone is not enough,
-    since a killed run keeps it.
+    Any process counts: the run folder's lock (:func:`noizenet.locks.lock_holder`) says so,
+    and a training job this studio started counts from the moment it is started. run.json's
+    ``training`` status alone is not enough, since a killed run keeps it.
     """
-    return run_dir.resolve() in studio_jobs
+    return run_dir.resolve() in studio_jobs or lock_holder(run_dir) is not None
 
 
 def status_of(run_dir: Path, info: dict[str, Any], studio_jobs: set[Path]) -> str:
@@ -154,7 +154,7 @@ def generate_takes_checkpoint() -> bool:
 
 def summary(root: Path, run: RunFolder, studio_jobs: set[Path]) -> dict[str, Any]:
     """What the Runs page shows of one run, as JSON-ready data."""
-    info, config = run.info, run.config
+    info, config = run.info.to_dict(), run.config
     model = info.get("model") if isinstance(info.get("model"), dict) else {}
     codec = info.get("codec") if isinstance(info.get("codec"), dict) else {}
     metrics = info.get("metrics") if isinstance(info.get("metrics"), dict) else {}
@@ -193,7 +193,7 @@ def _song_label(entry: dict[str, Any]) -> str:
 def val_song_path(run_dir: Path, index: int) -> Path:
     """The path run.json gives for validation song ``index`` (the browser sends the index)."""
     run = read_run(run_dir)
-    val = (run.info.get("corpus") or {}).get("val") or []
+    val = run.info.tracks("val")
     if not isinstance(index, int) or not 0 <= index < len(val) or not isinstance(val[index], dict):
         raise RefusedError(f"the run has no validation song {index!r}", 400)
     path = val[index].get("path")
@@ -234,8 +234,7 @@ def takes(root: Path, run: RunFolder) -> list[dict[str, Any]]:
 def compare(root: Path, a: Path, b: Path) -> dict[str, Any]:
     """Two runs side by side: their metrics, the settings that differ, and their takes."""
     ra, rb = read_run(a), read_run(b)
-    ma = ra.info.get("metrics") if isinstance(ra.info.get("metrics"), dict) else {}
-    mb = rb.info.get("metrics") if isinstance(rb.info.get("metrics"), dict) else {}
+    ma, mb = dict(ra.info.metrics), dict(rb.info.metrics)
     keys = list(dict.fromkeys([*ma, *mb]))
     return {
         "a": run_id(root, a),
