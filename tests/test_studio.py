@@ -58,7 +58,7 @@ def studio_runs(tmp_path_factory, song_dir) -> Path:
             "train.chunk": 256,
         }
     )
-    train(cfg, root / "tiny", progress=False, figures=False, log=lambda *a: None)
+    train(cfg, root / "tiny", progress=False, log=lambda *a: None)
     other = root / HOSTILE_RUN
     shutil.copytree(root / "tiny", other)
     config = tomllib.loads((other / "config.toml").read_text())
@@ -286,7 +286,7 @@ def test_generation_writes_the_take_generate_names_with_its_views(studio_runs, t
         # generate's own checks reach the page as its one-line message
         s.post("/api/generate", {"run": "one", "seed": "white", "top_p": 2})
         job = s.wait_generation("one")
-        assert job["state"] == "error" and "--top-p must be in (0, 1]" in job["error"]
+        assert job["state"] == "error" and "generation.top_p: must be <= 1" in job["error"]
 
 
 # -- runs ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from noizenet.errors import NoizeNetError
 from noizenet.locks import lock_holder
 from noizenet.report.folder import RunFolder, describe_take, read_run
+from noizenet.run import parse_take_name
 
 MAX_DEPTH = 4  # run folders are looked for this many folders below RUNS_DIR (experiments nest)
 SERVED_SUFFIXES = (".wav", ".png")  # the only files the studio hands to the browser
@@ -222,13 +223,32 @@ def takes(root: Path, run: RunFolder) -> list[dict[str, Any]]:
                 "name": wav.name,
                 "file": run_id(root, wav),
                 "kind": kind,
-                "settings": describe_take(wav.stem) or {},
+                "settings": take_settings(wav.stem),
+                "caption": describe_take(wav.stem),
                 "bytes": stat.st_size,
                 "modified": stat.st_mtime,
                 "spectrogram": spectrogram,
             }
         )
     return sorted(out, key=lambda t: t["modified"], reverse=True)
+
+
+def take_settings(stem: str) -> dict[str, Any]:
+    """What a take's name says made it (:func:`noizenet.run.parse_take_name`), unset fields
+    left out; empty for a file not named by NoizeNet."""
+    name = parse_take_name(stem)
+    if name is None:
+        return {}
+    fields = {
+        "seed": name.seed,
+        "epochs": name.epochs,
+        "checkpoint": name.checkpoint,
+        "variation": name.variation,
+        "injection": name.inject,
+        "temperature": None if name.temperature is None else "{:g}:{:g}".format(*name.temperature),
+        "top_p": name.top_p,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def compare(root: Path, a: Path, b: Path) -> dict[str, Any]:
