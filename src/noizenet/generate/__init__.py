@@ -5,6 +5,7 @@ Also the paper's "reproduction" (figures 23-25): teacher-forced one-step predict
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 
 from noizenet.errors import NoizeNetError
 from noizenet.generate.seeds import SeedSpec, make_seed, parse_seed
+from noizenet.generate.stream import BLOCK_SECONDS, stream_takes
 from noizenet.sampling import Injection
 
 
@@ -20,11 +22,20 @@ from noizenet.sampling import Injection
 class Take:
     """One generated take: its audio, the seed it grew from, and where it was written."""
 
-    audio: np.ndarray  # (samples,) float32 at the run's sample rate
+    kept: np.ndarray | None  # (samples,) float32; None when written: it was never held whole
     seed_audio: np.ndarray
     seed: SeedSpec
     variation: int
     path: Path | None = None
+
+    @property
+    def audio(self) -> np.ndarray:
+        """(samples,) float32 at the run's sample rate; a written take is read from its file."""
+        if self.kept is not None or self.path is None:
+            return self.kept
+        import soundfile as sf
+
+        return sf.read(self.path, dtype="float32")[0]
 
 
 def _open(run: Any) -> Any:
@@ -124,50 +135,86 @@ def generate(
     stats = [codec.stats_for(s) for s in seeds]
     forced = np.stack([codec.encode(s[:t_seed], st) for s, st in zip(seeds, stats, strict=True)])
     steps = steps_for(codec, n)
-    values = _free_run(model, codec, forced, steps, injection, temps, top_p, rng)
-
-    takes = []
+    blocks = _free_run(
+        model, codec, forced, steps, injection, temps, top_p, rng, block=round(BLOCK_SECONDS * sr)
+    )
     epochs = run.info.get("metrics", {}).get("epochs", 0)
-    for i in range(variations):
-        audio = _decode(codec, values[i], stats[i], n)
-        if not np.all(np.isfinite(audio)):
-            raise NoizeNetError(
-                f"{run.path}: the model produced non-finite samples "
-                f"(seed {spec.label}); nothing was written"
-            )
-        take = Take(audio, seeds[i], spec, i)
-        if write:
-            tag = _tag(categorical, injection, temps[0][i], temps[1][i], top_p)
-            take.path = _take_path(run, out, spec, epochs, i, variations, tag)
-            from noizenet.audio import write as write_wav
-
-            write_wav(take.path, audio, sr=sr)
-        takes.append(take)
-    return takes
-
-
-def _free_run(model, codec, forced, steps, injection, temps, top_p, rng) -> np.ndarray:
-    """Prime on ``forced`` and run ``steps`` steps free, with the codec's head."""
-    from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
-
-    B = forced.shape[0]
-    if codec.kind == "categorical":
-        uniforms = rng.random((B, max(steps, 1)))
-        _, out, _ = run_categorical(
-            kernel_weights(model),
-            forced,
-            steps,
-            level_values=codec.level_values(),
-            temperature=temps,
-            top_p=top_p,
-            uniforms=uniforms,
+    paths = None
+    if write:
+        tags = [
+            _tag(categorical, injection, temps[0][i], temps[1][i], top_p) for i in range(variations)
+        ]
+        paths = [
+            _take_path(run, out, spec, epochs, i, variations, tags[i]) for i in range(variations)
+        ]
+    audio = stream_takes(
+        blocks,
+        lambda i, v: _decode(codec, v, stats[i], n),
+        takes=variations,
+        samples=n,
+        sr=sr,
+        paths=paths,
+        what=f"{run.path}: the model (seed {spec.label})",
+    )
+    return [
+        Take(
+            None if audio is None else audio[i],
+            seeds[i],
+            spec,
+            i,
+            None if paths is None else paths[i],
         )
-        return out
-    noise = rng.standard_normal((B, max(steps, 1), codec.dim)).astype(np.float32)
-    if forced.ndim == 2:  # one value per step
-        noise = noise[:, :, 0]
-    _, out, _ = run(kernel_weights(model), forced, steps, injection=injection, noise=noise)
-    return out
+        for i in range(variations)
+    ]
+
+
+def _free_run(
+    model, codec, forced, steps, injection, temps, top_p, rng, *, block: int
+) -> Iterator[np.ndarray]:
+    """Prime on ``forced`` and run ``steps`` steps free, with the codec's head, yielding the
+    values block by block (the state, and the last output as the next input, carried over).
+
+    The random draws are made per block in time-major order, so any blocking gives the same
+    take. A stall injection's window and an FFT codec's overlap-add are not carried across
+    blocks: those run in one block.
+    """
+    from noizenet.codecs import FFTCodec
+    from noizenet.generate.stream import block_lengths, temperature_span
+    from noizenet.models.flat_kernels import (
+        INJECT_PERIODIC,
+        INJECT_STALL,
+        kernel_weights,
+        run,
+        run_categorical,
+    )
+
+    weights = kernel_weights(model)
+    B = forced.shape[0]
+    whole = isinstance(codec, FFTCodec) or injection.mode == INJECT_STALL
+    block = steps if whole else block
+    multiple = injection.period if injection.mode == INJECT_PERIODIC else 1
+    state, start = None, 0
+    for n in block_lengths(steps, block, multiple=multiple):
+        if codec.kind == "categorical":
+            uniforms = rng.random((n, B)).T
+            _, out, state = run_categorical(
+                weights,
+                forced,
+                n,
+                level_values=codec.level_values(),
+                temperature=temperature_span(temps, start, n, steps),
+                top_p=top_p,
+                uniforms=uniforms,
+                state=state,
+            )
+        else:
+            noise = rng.standard_normal((n, B, codec.dim)).astype(np.float32).transpose(1, 0, 2)
+            if forced.ndim == 2:  # one value per step
+                noise = noise[:, :, 0]
+            _, out, state = run(weights, forced, n, injection=injection, noise=noise, state=state)
+        forced = out[:, -1:]  # the last output is the next block's first input
+        start += n
+        yield out
 
 
 def _decode(codec, values: np.ndarray, stats: Any, n: int) -> np.ndarray:
