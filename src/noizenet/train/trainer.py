@@ -253,6 +253,8 @@ class Trainer:
         self._pending = False  # a checkpoint is due at the next good step boundary
         self._saved_at: tuple[int, int] | None = None  # position of the last checkpoint
         self._stop_agreed = False  # distributed: some rank was asked to stop (all stop together)
+        self.track_grad_norm = False  # measure grad_norm every step (a logger asks for it)
+        self.grad_norm = math.nan  # the last good step's gradient norm, before clipping
 
     # -- one step ----------------------------------------------------------------------------
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -294,6 +296,10 @@ class Trainer:
             return None
         params = list(self.model.parameters())
         self.scaler.unscale_(self.optimizer)  # clip the true gradients (no-op without fp16)
+        if self.track_grad_norm:
+            self.grad_norm = float(
+                nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            )
         if self.cfg.clip_mode == "value":
             nn.utils.clip_grad_value_(params, self.cfg.clip)
             finite = _all_finite(p.grad for p in params if p.grad is not None)
