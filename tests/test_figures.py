@@ -97,8 +97,13 @@ def test_audio_figures_writes_five_labelled_pngs(tmp_path: Path, capture: list[d
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(names)
     _no_temp_files(out_dir)
 
-    assert len(capture) == 5
-    views_fig = capture[-1]
+    # the combined figure is the four panels' pixels, stacked (each panel is drawn once)
+    import matplotlib.image
+
+    panels = [matplotlib.image.imread(p) for p in paths[:4]]
+    np.testing.assert_array_equal(matplotlib.image.imread(paths[4]), np.concatenate(panels))
+    assert len(capture) == 4
+    views_fig = {"axes": [a for c in capture for a in c["axes"]]}
     main = [a for a in views_fig["axes"] if a["xlabel"]]
     assert [a["xlabel"] for a in main] == ["Time (s)"] * 4
     assert [a["ylabel"] for a in main] == ["Amplitude", "RMS amplitude", "Hz", "Hz"]
@@ -111,6 +116,32 @@ def test_audio_figures_writes_five_labelled_pngs(tmp_path: Path, capture: list[d
     assert sum(a["ylabel"] == "dB" for a in views_fig["axes"]) == 2
     assert capture[2]["axes"][0]["yscale"] == "linear"
     assert capture[3]["axes"][0]["yscale"] == "log"
+
+
+def test_fast_views_match_the_librosa_views() -> None:
+    """audio_figures' numpy spectrogram and envelope are views.spectrogram_db / envelope."""
+    from noizenet.analysis import views
+
+    y = _notes(1.0)
+    S, pool = figures._spectrogram_db(y)
+    assert pool == 1
+    np.testing.assert_allclose(S, views.spectrogram_db(y, sr=SR), atol=1e-3)
+    t, rms = figures._envelope(y, sr=SR)
+    t_ref, rms_ref = views.envelope(y, sr=SR)
+    np.testing.assert_allclose(t, t_ref)
+    np.testing.assert_allclose(rms, rms_ref, atol=1e-6)
+
+
+def test_long_spectrogram_is_max_pooled_without_the_full_size_array(monkeypatch) -> None:
+    monkeypatch.setattr(figures, "MAX_SPEC_COLUMNS", 50)
+    from noizenet.analysis import views
+
+    y = np.tile(_notes(1.0), 2)  # 173 frames: pooled by 4 into 44 columns
+    S, pool = figures._spectrogram_db(y)
+    full = views.spectrogram_db(y, sr=SR)
+    assert pool == 4 and S.shape == (full.shape[0], 44)
+    padded = np.pad(full, ((0, 0), (0, 44 * 4 - full.shape[1])), constant_values=-80.0)
+    np.testing.assert_allclose(S, padded.reshape(full.shape[0], 44, 4).max(axis=2), atol=1e-3)
 
 
 def test_audio_figures_rejects_nan_and_bad_stem(tmp_path: Path) -> None:

@@ -242,6 +242,10 @@ class TrainConfig:
         "rollbacks in a row, without reaching a new checkpoint, before training stops as diverged",
         minimum=0,
     )
+    tensorboard: bool = _f(
+        False,
+        "also write live curves to RUN/tb/ for TensorBoard (pip install noizenet[tensorboard])",
+    )
 
 
 @dataclass(frozen=True)

@@ -290,6 +290,10 @@ def _train(
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer, rank_seed
 
+    if config is not None and config.train.tensorboard:
+        from noizenet.train.tensorboard import require_tensorboard
+
+        require_tensorboard()  # at once, before any data is read
     config, info, complete = _prepare(dist, config, out, resume=resume, force=force, log=log)
     if complete:
         return Run.open(out) if dist.main else None
@@ -444,11 +448,16 @@ def _train(
         trainer.on_epoch.append(on_epoch)
         trainer.on_checkpoint.append(on_checkpoint)
         trainer.on_event.append(on_event)
+    board = None
+    if dist.main and config.train.tensorboard:
+        from noizenet.train.tensorboard import TensorBoardLogger
+
+        board = TensorBoardLogger(out / "tb").attach(trainer)
     if attach is not None:
         attach(trainer)
 
     try:
-        with _stop_on_signals(trainer):
+        with _stop_on_signals(trainer), board or contextlib.nullcontext():
             trainer.fit()
     except TrainingInterruptedError as exc:
         if writer is not None:

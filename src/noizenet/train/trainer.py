@@ -229,6 +229,8 @@ class Trainer:
 
     def out_of_time(self) -> bool:
         return 0 < self.cfg.max_time <= time.perf_counter() - self.fit_started
+        self.track_grad_norm = False  # measure grad_norm every step (a logger asks for it)
+        self.grad_norm = math.nan  # the last good step's gradient norm, before clipping
 
     # -- one step ----------------------------------------------------------------------------
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -270,6 +272,10 @@ class Trainer:
             return None
         params = list(self.model.parameters())
         self.scaler.unscale_(self.optimizer)  # clip the true gradients (no-op without fp16)
+        if self.track_grad_norm:
+            self.grad_norm = float(
+                nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            )
         if self.cfg.clip_mode == "value":
             nn.utils.clip_grad_value_(params, self.cfg.clip)
             finite = _all_finite(p.grad for p in params if p.grad is not None)
