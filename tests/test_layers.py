@@ -33,7 +33,7 @@ VERBS = 0
 # parser), optional extras, and platform-only modules: imported where they are used.
 HEAVY = {
     "torch", "librosa", "matplotlib", "numba", "scipy", "pandas", "safetensors", "soundfile",
-    "numpy", "tqdm", "tensorboard", "fcntl", "msvcrt", "psutil", "starlette", "uvicorn",
+    "numpy", "tqdm", "tensorboard", "fcntl", "msvcrt", "psutil", "starlette", "uvicorn", "PIL",
 }  # fmt: skip
 
 

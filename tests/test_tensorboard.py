@@ -37,9 +37,7 @@ def test_training_writes_every_curve(tiny_config, tmp_path):
     def count(trainer):
         trainer.on_step.append(lambda tr, batch, loss: steps.append(tr.global_step))
 
-    run = train(
-        cfg, tmp_path / "run", progress=False, figures=False, log=lambda *a: None, attach=count
-    )
+    run = train(cfg, tmp_path / "run", progress=False, log=lambda *a: None, attach=count)
     acc = _read(run.path / "tb")
     tags = set(acc.Tags()["scalars"])
     step_tags = {"step/loss", "step/lr", "step/grad_norm", "step/samples_per_s"}

@@ -94,8 +94,6 @@ def _save_pixels(pixels: np.ndarray, path: Path) -> Path:
     """Write an RGBA raster (height, width, 4) uint8 as PNG, atomically."""
     from PIL import Image
 
-    from noizenet.io import atomic_path
-
     with atomic_path(path) as tmp:
         Image.fromarray(pixels, "RGBA").save(tmp, format="PNG")
     return path
