@@ -181,16 +181,19 @@ def lock_holder(run_dir: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def note_if_training(run_dir: str | Path, *, log: Callable[[str], Any] | None = None) -> bool:
+def note_if_training(
+    run_dir: str | Path, *, log: Callable[[str], Any] | None = None, weights: bool = True
+) -> bool:
     """Say (one line) that ``run_dir`` is still training and which epoch's weights a reader
-    gets; True if it is. A run still in its first epoch has no weights yet: that is an error."""
+    gets; True if it is. A reader that needs ``weights`` (not a report) of a run still in its
+    first epoch is refused: there are none yet."""
     holder = lock_holder(run_dir)
     if holder is None:
         return False
     run_dir = Path(run_dir)
     epochs = _epochs_done(run_dir)
     pid = holder.get("pid", "unknown")
-    if not (run_dir / "model.safetensors").is_file():
+    if weights and not (run_dir / "model.safetensors").is_file():
         raise NoizeNetError(
             f"{run_dir}: is still training (pid {pid}) and has no weights yet "
             "(its first epoch has not ended); try again later"
