@@ -55,6 +55,7 @@ class RunLock:
     def __init__(self, run_dir: Path, fh: Any) -> None:
         self.run_dir = run_dir
         self._fh = fh
+        self._announced = False
 
     @property
     def held(self) -> bool:
@@ -79,15 +80,18 @@ class RunLock:
         self._fh.write(json.dumps(record).encode("utf-8") + b"\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
+        self._announced = True
 
     def release(self) -> None:
-        """Clear the holder record and drop the lock (closing the file drops it too)."""
+        """Clear the holder record and drop the lock (closing the file drops it too); a lock
+        that never announced leaves the file untouched (a refused command changes nothing)."""
         if self._fh is None:
             return
         fh, self._fh = self._fh, None
-        with contextlib.suppress(OSError):
-            fh.seek(0)
-            fh.truncate()
+        if self._announced:
+            with contextlib.suppress(OSError):
+                fh.seek(0)
+                fh.truncate()
         fh.close()
 
 
