@@ -550,7 +550,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from noizenet.report import write_report
 
     for run in args.runs:  # a run still training is reported as it stands (its last epoch)
-        note_if_training(run)
+        note_if_training(run, weights=False)
     path = write_report(args.runs, args.out, inline=args.inline, progress=not args.quiet)
     print(f"wrote {path}")
     return 0

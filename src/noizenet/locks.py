@@ -55,6 +55,7 @@ class RunLock:
     def __init__(self, run_dir: Path, fh: Any) -> None:
         self.run_dir = run_dir
         self._fh = fh
+        self._announced = False
 
     @property
     def held(self) -> bool:
@@ -79,15 +80,18 @@ class RunLock:
         self._fh.write(json.dumps(record).encode("utf-8") + b"\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
+        self._announced = True
 
     def release(self) -> None:
-        """Clear the holder record and drop the lock (closing the file drops it too)."""
+        """Clear the holder record and drop the lock (closing the file drops it too); a lock
+        that never announced leaves the file untouched (a refused command changes nothing)."""
         if self._fh is None:
             return
         fh, self._fh = self._fh, None
-        with contextlib.suppress(OSError):
-            fh.seek(0)
-            fh.truncate()
+        if self._announced:
+            with contextlib.suppress(OSError):
+                fh.seek(0)
+                fh.truncate()
         fh.close()
 
 
@@ -179,16 +183,19 @@ def lock_holder(run_dir: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def note_if_training(run_dir: str | Path, *, log: Callable[[str], Any] | None = None) -> bool:
+def note_if_training(
+    run_dir: str | Path, *, log: Callable[[str], Any] | None = None, weights: bool = True
+) -> bool:
     """Say (one line) that ``run_dir`` is still training and which epoch's weights a reader
-    gets; True if it is. A run still in its first epoch has no weights yet: that is an error."""
+    gets; True if it is. A reader that needs ``weights`` (not a report) of a run still in its
+    first epoch is refused: there are none yet."""
     holder = lock_holder(run_dir)
     if holder is None:
         return False
     run_dir = Path(run_dir)
     epochs = _epochs_done(run_dir)
     pid = holder.get("pid", "unknown")
-    if not (run_dir / "model.safetensors").is_file():
+    if weights and not (run_dir / "model.safetensors").is_file():
         raise NoizeNetError(
             f"{run_dir}: is still training (pid {pid}) and has no weights yet "
             "(its first epoch has not ended); try again later"
