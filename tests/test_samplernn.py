@@ -121,10 +121,18 @@ def test_training_steps_lower_the_loss_on_a_repeating_pattern():
     assert losses[-1] < 0.2 * losses[0]
 
 
-def test_forward_refuses_a_chunk_that_is_not_whole_frames():
-    model = make((4,))
-    with pytest.raises(ValueError, match="multiple of 4"):
-        model(torch.zeros(1, model.lookback + 6, 1))
+def test_a_partial_last_frame_is_predicted_as_in_a_longer_chunk():
+    model = make((8, 2), "lstm")
+    x = torch.randint(
+        0, LEVELS, (2, model.lookback + 32, 1), generator=torch.Generator().manual_seed(6)
+    ).float()
+    with torch.no_grad():
+        whole, _ = model(x)
+        for T in (1, 5, 19):
+            part, _ = model(x[:, : model.lookback + T])
+            torch.testing.assert_close(part, whole[:, :T])
+    with pytest.raises(ValueError, match="lookback"):
+        model(x[:, : model.lookback])
 
 
 # -- the fast kernel --------------------------------------------------------------------------
@@ -240,3 +248,61 @@ def test_spec_refuses_bad_settings():
         SampleRNNSpec(frame_sizes=(4, 4))
     with pytest.raises(ConfigError, match="levels"):
         SampleRNNSpec(levels=0)
+
+
+# -- through the trainer, the run folder and generation ---------------------------------------
+def samplernn_config(tiny_config, **overrides):
+    return tiny_config.with_overrides(
+        {
+            "model.family": "samplernn",
+            "model.cell": "gru",
+            "model.frame_sizes": "8,2",
+            "model.mlp_hidden": 8,
+            "model.embedding": 4,
+            "model.dropout": 0.0,
+            "codec.name": "mulaw",
+            "codec.levels": 16,
+            "train.chunk": 64,
+            "train.epochs": 1,
+            **overrides,
+        }
+    )
+
+
+def test_refuses_a_chunk_that_is_not_whole_top_frames(tiny_config, tmp_path):
+    from conftest import quiet
+
+    from noizenet.train import train
+
+    with pytest.raises(ConfigError, match=r"train\.chunk"):
+        train(samplernn_config(tiny_config, **{"train.chunk": 100}), tmp_path / "bad",
+              progress=False, figures=False, log=quiet)  # fmt: skip
+
+
+def test_command_line_trains_and_the_run_generates_and_reproduces(tiny_config, song_dir, tmp_path):
+    from noizenet.cli import main
+    from noizenet.generate import generate, reproduce
+    from noizenet.run import Run
+
+    config = tmp_path / "samplernn.toml"
+    samplernn_config(tiny_config).save(config)
+    out = tmp_path / "cli-run"
+    assert main(["train", "--config", str(config), "--out", str(out), "--frame-sizes", "8,2",
+                 "--weight-norm"]) == 0  # fmt: skip
+    run = Run.open(out)
+    model = run.model()
+    assert isinstance(model, SampleRNN) and model.spec.frame_sizes == (8, 2)
+    assert model.spec.weight_norm and model.spec.hidden == 8 and model.spec.levels == 16
+    record = run.metrics()[-1]
+    assert np.isfinite(record["train_loss"]) and np.isfinite(record["val_loss"])
+    takes = generate(run, seed="perlin", seconds=0.05, seed_seconds=0.01, variations=2,
+                     write=False)  # fmt: skip
+    assert len(takes) == 2 and all(np.isfinite(t.audio).all() for t in takes)
+    assert all(t.audio.size >= 1100 for t in takes)  # 0.05 s at 22,050 Hz
+    assert not np.array_equal(takes[0].audio, takes[1].audio)
+    song = sorted(song_dir.rglob("*.wav"))[0]
+    rep = reproduce(run, song, seconds=0.2, write=False)  # teacher forced, through the kernel
+    assert np.isfinite(rep.predicted).all() and rep.predicted.shape == rep.original.shape
+    wav = tmp_path / "take.wav"
+    assert main(["generate", str(out), "--seconds", "0.05", "--out", str(wav)]) == 0
+    assert wav.stat().st_size > 1000

@@ -198,29 +198,34 @@ class SampleRNN(nn.Module):
 
     # -- training / teacher forcing -------------------------------------------------------------
     def forward(self, x: torch.Tensor, state: dict | None = None) -> tuple[torch.Tensor, dict]:
-        """x: (B, lookback + T, 1) class indices as floats, T a whole number of top frames ->
-        logits (B, T, levels) (prediction t: the sample after input lookback + t), new state."""
+        """x: (B, lookback + T, 1) class indices as floats -> logits (B, T, levels) (prediction
+        t: the sample after input lookback + t) and the new state.
+
+        Training chunks are whole top frames (``check_config``), so the next chunk continues
+        the frame grid. A last, partial frame (the end of a track in validation) is predicted
+        all the same; the state returned has then stepped into it, and a chunk continuing
+        from it starts a new frame grid.
+        """
         B, N = x.shape[0], x.shape[1]
         T = N - self.lookback
+        if T <= 0:
+            raise ValueError(f"x: expected more than the lookback of {self.lookback} samples")
         fs = self.spec.frame_sizes
-        if T <= 0 or T % fs[0]:
-            raise ValueError(
-                f"x: expected lookback {self.lookback} + a multiple of {fs[0]} samples, got {N}"
-            )
         q = x[..., 0]
         state = dict(self.init_state(B, x.device) if state is None else state)
         scaled = self.scale(q)
         cond = None
         for k, tier in enumerate(self.tiers):
             F = fs[k]
+            n = -(-T // F)  # frames, the last maybe partial
             start = fs[0] - F  # frame j's input: the F samples before prediction j * F's target
-            frames = scaled[:, start : start + T].reshape(B, T // F, F)
-            cond, hx = tier.step(frames, cond, self._hx(state, k))
+            frames = scaled[:, start : start + n * F].reshape(B, n, F)
+            cond, hx = tier.step(frames, None if cond is None else cond[:, :n], self._hx(state, k))
             self._put(state, k, hx)
         F = fs[-1]
         # embedded once, then windowed: the F inputs up to each one, (B, T, embedding, F)
         windows = self.embed(q[:, fs[0] - F : N].long()).unfold(1, F, 1)
-        return self.mlp(windows, cond), state
+        return self.mlp(windows, cond[:, :T]), state
 
     # -- the slow, obviously correct generation path --------------------------------------------
     @torch.no_grad()
