@@ -279,6 +279,27 @@ def test_refuses_a_chunk_that_is_not_whole_top_frames(tiny_config, tmp_path):
               progress=False, figures=False, log=quiet)  # fmt: skip
 
 
+def test_resumes_mid_epoch_to_identical_weights(tiny_config, tmp_path):
+    from conftest import quiet
+    from test_resume import CrashError, assert_same_run, crash_at
+
+    from noizenet.train import train
+
+    # dropout draws random numbers every step, and the learned initial state trains at song
+    # starts: resume must restore both
+    cfg = samplernn_config(tiny_config, **{"data.seconds": 0.25, "model.dropout": 0.3,
+                                           "model.layers": 2, "train.checkpoint_every": 7,
+                                           "train.threads": 1})  # fmt: skip
+    reference = train(cfg, tmp_path / "ref", progress=False, figures=False, log=quiet)
+    out = tmp_path / "run"
+    with pytest.raises(CrashError):
+        train(cfg, out, progress=False, figures=False, log=quiet, attach=crash_at(0, 10))
+    with pytest.raises(CrashError):
+        train(None, out, resume=True, progress=False, log=quiet, attach=crash_at(0, 30))
+    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    assert_same_run(out, reference)
+
+
 def test_command_line_trains_and_the_run_generates_and_reproduces(tiny_config, song_dir, tmp_path):
     from noizenet.cli import main
     from noizenet.generate import generate, reproduce

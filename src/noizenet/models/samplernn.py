@@ -86,7 +86,8 @@ class SampleRNNSpec:
         return [fs[k] // fs[k + 1] for k in range(len(fs) - 1)] + [fs[-1]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": NAME, **asdict(self)}
+        """JSON-native (frame sizes as a list), so a dict read back from run.json equals it."""
+        return {"family": NAME, **asdict(self), "frame_sizes": list(self.frame_sizes)}
 
 
 def check_frame_sizes(frame_sizes: tuple[int, ...]) -> None:
