@@ -162,6 +162,12 @@ class ModelConfig:
     dropout: float = _f(
         0.5, "dropout on recurrent outputs and between layers (paper: 0.5)", minimum=0, maximum=0.99
     )
+    # the samplernn family's own settings (noizenet.models.samplernn; checked there)
+    frame_sizes: str = _f(
+        "16", "samplernn: samples per frame of each tier, top first (16: 2-tier; 64,16: 3-tier)"
+    )
+    mlp_hidden: int = _f(128, "samplernn: width of the sample-level MLP", minimum=1, maximum=65536)
+    weight_norm: bool = _f(False, "samplernn: weight normalisation of its linear maps")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Model families behind one interface (see :mod:`noizenet.models.base` for the contract).
 
-``flat`` is the paper's RNN | LSTM | GRU stack -> dropout -> head. Everything outside this
+``flat`` is the paper's RNN | LSTM | GRU stack -> dropout -> head; ``samplernn`` frame-level
+tiers over a sample-level MLP (:mod:`noizenet.models.samplernn`). Everything outside this
 package reaches a model through :func:`build`, :func:`family_of` and the family's module.
 """
 
@@ -10,11 +11,11 @@ from types import ModuleType
 from typing import Any
 
 from noizenet.errors import ConfigError
-from noizenet.models import flat
+from noizenet.models import flat, samplernn
 from noizenet.models.base import Family, Kernel, Model, Spec, State
 from noizenet.models.flat import ModelSpec, NoizeNet, OutputDropout
 
-FAMILIES: dict[str, ModuleType] = {flat.NAME: flat}
+FAMILIES: dict[str, ModuleType] = {flat.NAME: flat, samplernn.NAME: samplernn}
 
 
 def register(module: ModuleType) -> None:

@@ -14,14 +14,20 @@ def detach(state: State) -> State:
     return {k: v.detach() for k, v in state.items()}
 
 
-def reset_streams(state: State, reset: torch.Tensor, dims: dict[str, int]) -> State:
-    """Zero the state of streams where ``reset`` (streams,) is true: a new song starts there."""
+def reset_streams(
+    state: State, reset: torch.Tensor, dims: dict[str, int], start: State | None = None
+) -> State:
+    """Restart the streams where ``reset`` (streams,) is true: a new song starts there. They
+    take ``start`` (the model's ``init_state``, which may be learned), or zeros without it."""
     keep = ~reset
     out = {}
     for name, v in state.items():
         shape = [1] * v.dim()
         shape[dims[name]] = -1
-        out[name] = v * keep.view(shape).to(v.dtype)
+        k = keep.view(shape)
+        out[name] = (
+            v * k.to(v.dtype) if start is None else torch.where(k, v, start[name].to(v.dtype))
+        )
     return out
 
 

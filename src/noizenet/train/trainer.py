@@ -246,7 +246,8 @@ class Trainer:
         mask = self._tensor(batch.mask).to(x.dtype)
         if self.state is None:
             self.state = self.model.init_state(x.shape[0], self.device)
-        state = states.reset_streams(self.state, self._tensor(batch.reset), self.stream_dims)
+        start = self.model.init_state(x.shape[0], self.device)  # learned: trains where used
+        state = states.reset_streams(self.state, self._tensor(batch.reset), self.stream_dims, start)
         with self._autocast():
             pred, state = self.forward(x, state)
         # the loss in fp32 whatever the forward's precision; divided by the samples of the WHOLE

@@ -1,0 +1,401 @@
+"""SampleRNN (Mehri et al., ICLR 2017): frame-level recurrent tiers over a sample-level MLP.
+
+A tier with frame size ``F`` steps once every ``F`` samples; its recurrent output is upsampled by
+one learned linear projection per position to one conditioning vector per position of the tier
+below (a frame of the next smaller size, or, for the bottom tier, a sample). The sample-level
+MLP predicts each sample from the embeddings of the ``F_last`` samples before it plus that
+conditioning vector, through two hidden ReLU layers, as a softmax over the codec's levels. So the
+expensive recurrence runs once per frame and only a small MLP runs per sample.
+
+Time convention (the same as the flat family's): prediction ``t`` of ``forward`` predicts the
+sample that follows input ``lookback + t`` and sees only inputs up to it. A prediction of the
+sample at frame offset ``p`` is conditioned on frame ``j`` of every tier, whose input is the
+``F`` samples before the frame's first sample: never a sample inside the frame. Predicting the
+first sample of a frame needs the ``F_top`` samples before it, so ``lookback = F_top - 1`` (the
+flat stack's one input per prediction is counted in ``T``, as there).
+
+Frames are aligned to the first prediction of a chunk (and, in generation, to the first sample
+of the padded seed); the chunk length is a whole number of top frames, so consecutive chunks
+continue one frame grid and the tiers' recurrent state carries across them (stateful truncated
+BPTT over frames).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from noizenet.errors import ConfigError
+from noizenet.models.flat import OutputDropout
+from noizenet.sampling import Sampling, sample
+
+NAME = "samplernn"
+CELLS = ("gru", "lstm")
+QUANTISED_CODECS = ("mulaw", "linear-q")
+
+
+@dataclass(frozen=True)
+class SampleRNNSpec:
+    """Everything needed to rebuild a SampleRNN around saved weights."""
+
+    family: ClassVar[str] = NAME
+    # samples per frame of each tier, top first; each a multiple of the next. (16,) is 2-tier,
+    # (64, 16) or (8, 2) 3-tier; the last is also how many past samples the MLP embeds
+    frame_sizes: tuple[int, ...] = (16,)
+    cell: str = "gru"  # gru | lstm, every frame tier
+    hidden: int = 256  # units of every frame tier's recurrent layers
+    layers: int = 1  # stacked recurrent layers per tier
+    mlp_hidden: int = 128  # width of the sample-level MLP's two hidden ReLU layers
+    embedding: int = 16  # size of each past sample's embedding in the MLP
+    levels: int = 256  # classes of the softmax (the quantised codec's levels)
+    dropout: float = 0.0  # on the tiers' recurrent outputs and between their layers
+    weight_norm: bool = False  # weight normalisation of every linear map (not the RNNs)
+    learn_init: bool = True  # learned initial state (else zeros) where a song starts
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame_sizes", tuple(int(f) for f in self.frame_sizes))
+        check_frame_sizes(self.frame_sizes)
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell: {self.cell!r} is not a frame-tier cell (choose gru or lstm)")
+        for name in ("hidden", "layers", "mlp_hidden", "embedding"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.levels < 2:
+            raise ConfigError(f"levels: samplernn needs a quantised codec (levels >= 2), got "
+                              f"{self.levels}")  # fmt: skip
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout: must lie in [0, 1), got {self.dropout}")
+
+    @property
+    def categorical(self) -> bool:
+        return True
+
+    @property
+    def lookback(self) -> int:
+        return self.frame_sizes[0] - 1
+
+    def ratios(self) -> list[int]:
+        """Per tier, how many vectors its output is upsampled to (the next tier's frames per
+        frame, or the bottom tier's samples per frame)."""
+        fs = self.frame_sizes
+        return [fs[k] // fs[k + 1] for k in range(len(fs) - 1)] + [fs[-1]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-native (frame sizes as a list), so a dict read back from run.json equals it."""
+        return {"family": NAME, **asdict(self), "frame_sizes": list(self.frame_sizes)}
+
+
+def check_frame_sizes(frame_sizes: tuple[int, ...]) -> None:
+    """Refuse frame sizes that do not nest (each tier's frame a whole number of the next's)."""
+    if not frame_sizes or any(f < 1 for f in frame_sizes):
+        raise ConfigError(f"frame_sizes: expected one or more sizes >= 1, got {frame_sizes}")
+    for big, small in itertools.pairwise(frame_sizes):
+        if big % small or big == small:
+            raise ConfigError(
+                f"frame_sizes: each frame size must be a multiple of the next and larger, got "
+                f"{big} before {small}"
+            )
+
+
+class _Tier(nn.Module):
+    """One frame-level tier: input projection of its previous frame (+ conditioning from above),
+    a recurrent stack, and the upsampling projection to ``ratio`` vectors of ``out_dim``."""
+
+    def __init__(self, spec: SampleRNNSpec, frame: int, ratio: int, out_dim: int) -> None:
+        super().__init__()
+        rnn = nn.GRU if spec.cell == "gru" else nn.LSTM
+        H, L = spec.hidden, spec.layers
+        self.frame, self.ratio, self.out_dim = frame, ratio, out_dim
+        self.inp = _linear(frame, H, spec.weight_norm)
+        self.rnn = rnn(H, H, L, batch_first=True, dropout=spec.dropout if L > 1 else 0.0)
+        self.drop = OutputDropout(spec.dropout)
+        self.up = _linear(H, ratio * out_dim, spec.weight_norm)
+        names = ("h0", "c0") if spec.cell == "lstm" else ("h0",)
+        for name in names:  # the state a stream starts a song with: (layers, hidden)
+            if spec.learn_init:
+                self.register_parameter(name, nn.Parameter(torch.zeros(L, H)))
+            else:
+                self.register_buffer(name, torch.zeros(L, H))
+
+    def step(self, frame: torch.Tensor, cond: torch.Tensor | None, hx: Any) -> tuple:
+        """frame: (B, frames, F) scaled samples, cond: (B, frames, H) or None -> the
+        conditioning (B, frames * ratio, out_dim) and the new state."""
+        x = self.inp(frame)
+        if cond is not None:
+            x = x + cond
+        out, hx = self.rnn(x, hx)  # (B, frames, hidden)
+        up = self.up(self.drop(out))  # (B, frames, ratio * out_dim)
+        return up.reshape(up.shape[0], -1, self.out_dim), hx
+
+
+def _linear(n_in: int, n_out: int, norm: bool, bias: bool = True) -> nn.Module:
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    if norm:
+        layer = nn.utils.parametrizations.weight_norm(layer)
+    return layer
+
+
+class SampleRNN(nn.Module):
+    """Frame tiers (top first) conditioning a sample-level MLP; see the module docstring."""
+
+    def __init__(self, spec: SampleRNNSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.lookback = spec.lookback
+        fs, H, M = spec.frame_sizes, spec.hidden, spec.mlp_hidden
+        dims = [H] * (len(fs) - 1) + [M]
+        self.tiers = nn.ModuleList(
+            _Tier(spec, f, r, d) for f, r, d in zip(fs, spec.ratios(), dims, strict=True)
+        )
+        self.embed = nn.Embedding(spec.levels, spec.embedding)
+        # the embeddings of the last F samples, flattened embedding-major (e * F + i), to the
+        # first hidden layer: a convolution with kernel F over the embedded sequence, whose bias
+        # is the bottom tier's upsampling bias
+        self.mlp_in = _linear(fs[-1] * spec.embedding, M, spec.weight_norm, bias=False)
+        self.mlp_hidden = _linear(M, M, spec.weight_norm)
+        self.mlp_out = _linear(M, spec.levels, spec.weight_norm)
+
+    # -- state ----------------------------------------------------------------------------------
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> dict:
+        """Each tier's learned initial state, (layers, batch, hidden), differentiable."""
+        state = {}
+        for k, tier in enumerate(self.tiers):
+            for part in ("h", "c") if self.spec.cell == "lstm" else ("h",):
+                init = getattr(tier, f"{part}0")
+                state[f"tier{k}_{part}"] = (
+                    init.unsqueeze(1).expand(-1, batch, -1).contiguous().to(device or init.device)
+                )
+        return state
+
+    def state_stream_dims(self) -> dict[str, int]:
+        return {name: 1 for name in self.init_state(1)}
+
+    def _hx(self, state: dict, k: int) -> Any:
+        if self.spec.cell == "lstm":
+            return state[f"tier{k}_h"], state[f"tier{k}_c"]
+        return state[f"tier{k}_h"]
+
+    def _put(self, state: dict, k: int, hx: Any) -> None:
+        if self.spec.cell == "lstm":
+            state[f"tier{k}_h"], state[f"tier{k}_c"] = hx
+        else:
+            state[f"tier{k}_h"] = hx
+
+    def scale(self, q: torch.Tensor) -> torch.Tensor:
+        """Class indices -> the frame tiers' input, about [-2, 2]."""
+        return (q / (self.spec.levels / 2) - 1.0) * 2.0
+
+    # -- the sample-level MLP -------------------------------------------------------------------
+    def mlp(self, windows: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """windows: (..., embedding, F_last) embeddings of the samples before each target;
+        cond: (..., mlp_hidden) -> logits (..., levels)."""
+        a = torch.relu(self.mlp_in(windows.flatten(-2)) + cond)
+        return self.mlp_out(torch.relu(self.mlp_hidden(a)))
+
+    # -- training / teacher forcing -------------------------------------------------------------
+    def forward(self, x: torch.Tensor, state: dict | None = None) -> tuple[torch.Tensor, dict]:
+        """x: (B, lookback + T, 1) class indices as floats -> logits (B, T, levels) (prediction
+        t: the sample after input lookback + t) and the new state.
+
+        Training chunks are whole top frames (``check_config``), so the next chunk continues
+        the frame grid. A last, partial frame (the end of a track in validation) is predicted
+        all the same; the state returned has then stepped into it, and a chunk continuing
+        from it starts a new frame grid.
+        """
+        B, N = x.shape[0], x.shape[1]
+        T = N - self.lookback
+        if T <= 0:
+            raise ValueError(f"x: expected more than the lookback of {self.lookback} samples")
+        fs = self.spec.frame_sizes
+        q = x[..., 0]
+        state = dict(self.init_state(B, x.device) if state is None else state)
+        scaled = self.scale(q)
+        cond = None
+        for k, tier in enumerate(self.tiers):
+            F = fs[k]
+            n = -(-T // F)  # frames, the last maybe partial
+            start = fs[0] - F  # frame j's input: the F samples before prediction j * F's target
+            frames = scaled[:, start : start + n * F].reshape(B, n, F)
+            cond, hx = tier.step(frames, None if cond is None else cond[:, :n], self._hx(state, k))
+            self._put(state, k, hx)
+        F = fs[-1]
+        # embedded once, then windowed: the F inputs up to each one, (B, T, embedding, F)
+        windows = self.embed(q[:, fs[0] - F : N].long()).unfold(1, F, 1)
+        return self.mlp(windows, cond[:, :T]), state
+
+    # -- the slow, obviously correct generation path --------------------------------------------
+    @torch.no_grad()
+    def reference(
+        self, forced: np.ndarray, n_free: int, sampling: Sampling
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Prime on class indices ``forced`` (B, T), then sample ``n_free`` more, one sample at
+        a time: each tier steps when a frame of its size starts, the MLP every sample.
+
+        The seed is preceded by ``lookback`` samples of the middle level (silence), as a song
+        start is in training, so that there is a prediction for every forced position: pred[:,
+        t] is the expected value (``sampling.level_values``, temperature 1) of the sample after
+        forced[:, t], and the first ``lookback`` of them see part of that padding. out: (B,
+        n_free) sampled classes; out[:, 0] follows the last forced sample.
+        """
+        self.eval()
+        forced, B, T, (t0, t1), uniforms, values = _prepare(self.spec, forced, n_free, sampling)
+        fs, lb = self.spec.frame_sizes, self.lookback
+        seq = _padded(self.spec, forced, n_free)
+        pred = np.zeros((B, T), np.float32)
+        out = np.zeros((B, n_free), np.int64)
+        state = self.init_state(B)
+        conds: list[torch.Tensor] = [torch.empty(0)] * len(fs)  # each tier's (B, ratio, dim)
+        for t in range(T + n_free - 1 if n_free > 0 else T):
+            p = t + lb + 1  # the sample being predicted, in seq
+            for k, tier in enumerate(self.tiers):
+                if t % fs[k]:
+                    continue
+                frame = self.scale(torch.from_numpy(seq[:, p - fs[k] : p]).float())[:, None]
+                above = conds[k - 1][:, (t % fs[k - 1]) // fs[k]][:, None] if k else None
+                conds[k], hx = tier.step(frame, above, self._hx(state, k))
+                self._put(state, k, hx)
+            window = self.embed(torch.from_numpy(seq[:, p - fs[-1] : p])).transpose(1, 2)
+            logits = self.mlp(window, conds[-1][:, t % fs[-1]]).double()  # (B, levels)
+            if t < T:
+                pred[:, t] = (torch.softmax(logits, -1).numpy() @ values).astype(np.float32)
+            if n_free > 0 and t >= T - 1:
+                j = t - (T - 1)
+                frac = j / (n_free - 1) if n_free > 1 else 0.0
+                for b in range(B):
+                    temp = t0[b] + (t1[b] - t0[b]) * frac
+                    out[b, j] = sample(logits[b].numpy(), temp, sampling.top_p, uniforms[b, j])
+                seq[:, p] = out[:, j]
+        return pred, out
+
+
+def _prepare(spec: SampleRNNSpec, forced: np.ndarray, n_free: int, sampling: Sampling) -> tuple:
+    """Check and normalise the generation inputs shared by the reference path and the kernel:
+    (forced (B, T) int64, B, T, per-stream (start, end) temperatures, uniforms, level values)."""
+    forced = np.atleast_2d(np.asarray(forced)).astype(np.int64)
+    if forced.ndim != 2 or forced.shape[1] < 1:
+        raise ValueError(f"forced: expected class indices (streams, time), got {forced.shape}")
+    if forced.min() < 0 or forced.max() >= spec.levels:
+        raise ValueError(f"forced: class indices must lie in [0, {spec.levels})")
+    B, T = forced.shape
+    temperature = sampling.temperature
+    if isinstance(temperature, tuple):
+        t0, t1 = (np.broadcast_to(np.asarray(t, np.float64), (B,)).copy() for t in temperature)
+    else:
+        t0 = t1 = np.full(B, float(temperature))
+    uniforms = sampling.uniforms
+    if uniforms is None:
+        uniforms = np.full((B, max(n_free, 1)), 0.5)
+    uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+    if n_free > 0 and uniforms.shape != (B, n_free):
+        raise ValueError(f"sampling.uniforms: expected shape {(B, n_free)}, got {uniforms.shape}")
+    if sampling.level_values is None:
+        values = np.arange(spec.levels, dtype=np.float64)
+    else:
+        values = np.ascontiguousarray(sampling.level_values, dtype=np.float64)
+    return forced, B, T, (t0, t1), uniforms, values
+
+
+def _padded(spec: SampleRNNSpec, forced: np.ndarray, n_free: int) -> np.ndarray:
+    """(B, lookback + T + n_free) int64: middle-level padding, the seed, room for the take."""
+    B, T = forced.shape
+    seq = np.full((B, spec.lookback + T + max(n_free, 0)), spec.levels // 2, np.int64)
+    seq[:, spec.lookback : spec.lookback + T] = forced
+    return seq
+
+
+# -- the family functions --------------------------------------------------------------------------
+_SPEC_FIELDS = ("cell", "hidden", "layers", "mlp_hidden", "embedding", "dropout", "weight_norm",
+                "learn_init")  # fmt: skip
+
+
+def _get(cfg: Any, name: str, default: Any) -> Any:
+    if isinstance(cfg, dict):
+        return cfg.get(name, default)
+    return getattr(cfg, name, default)
+
+
+def parse_frame_sizes(value: Any) -> tuple[int, ...]:
+    """``"64,16"``, ``[64, 16]`` or ``16`` -> (64, 16), checked."""
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise ConfigError(
+                f"frame_sizes: expected sizes like 16 or 64,16, got {value!r}"
+            ) from None
+    elif isinstance(value, int):
+        value = [value]
+    sizes = tuple(int(v) for v in value)
+    check_frame_sizes(sizes)
+    return sizes
+
+
+def spec_from_config(model: Any, *, codec: Any) -> SampleRNNSpec:
+    """The spec a run trains, from the ``[model]`` settings (an object or a dict; fields it
+    lacks keep the spec's defaults) and the fitted quantised codec (its levels)."""
+    levels = int(getattr(codec, "levels", 0) or 0)
+    if levels < 2 or getattr(codec, "name", "mulaw") not in QUANTISED_CODECS:
+        raise ConfigError("codec: samplernn needs a quantised codec (mulaw or linear-q)")
+    default = SampleRNNSpec()
+    kwargs = {name: _get(model, name, getattr(default, name)) for name in _SPEC_FIELDS}
+    frames = parse_frame_sizes(_get(model, "frame_sizes", default.frame_sizes))
+    return SampleRNNSpec(frame_sizes=frames, levels=levels, **kwargs)
+
+
+def spec_from_dict(raw: dict[str, Any]) -> SampleRNNSpec:
+    """The spec saved with a run's weights (:meth:`SampleRNNSpec.to_dict` read back)."""
+    raw = dict(raw)
+    family = raw.pop("family", NAME)
+    if family != NAME:
+        raise ConfigError(f"family: expected {NAME!r}, got {family!r}")
+    known = set(_SPEC_FIELDS) | {"frame_sizes", "levels"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not a samplernn setting")
+    raw["frame_sizes"] = parse_frame_sizes(raw.get("frame_sizes", SampleRNNSpec.frame_sizes))
+    return SampleRNNSpec(**raw)
+
+
+def check_config(config: Any) -> None:
+    """Refuse settings this family cannot train, naming the parameter: a non-quantised codec,
+    a chunk (or stride) that is not a whole number of top frames, a cell other than gru/lstm."""
+    codec = _get(config, "codec", None)
+    name = _get(codec, "name", None)
+    if name not in QUANTISED_CODECS:
+        raise ConfigError(
+            f"codec.name: samplernn predicts quantised levels, use mulaw or linear-q, not {name!r}"
+        )
+    model = _get(config, "model", None)
+    frames = parse_frame_sizes(_get(model, "frame_sizes", SampleRNNSpec.frame_sizes))
+    cell = _get(model, "cell", SampleRNNSpec.cell)
+    if cell not in CELLS:
+        raise ConfigError(f"model.cell: samplernn's frame tiers are gru or lstm, not {cell!r}")
+    train = _get(config, "train", None)
+    chunk = _get(train, "chunk", 1024)
+    if not isinstance(chunk, int) or chunk % frames[0]:
+        raise ConfigError(
+            f"train.chunk: samplernn needs a whole number of top frames ({frames[0]} samples), "
+            f"got {chunk!r}"
+        )
+    stride = _get(train, "stride", 0) or 0
+    if stride % frames[0]:
+        raise ConfigError(
+            f"train.stride: samplernn needs a whole number of top frames ({frames[0]} samples), "
+            f"got {stride}"
+        )
+
+
+def build(spec: SampleRNNSpec) -> SampleRNN:
+    return SampleRNN(spec)
+
+
+def kernel(model: SampleRNN) -> Any:
+    """The numba generation path for ``model``'s current weights."""
+    from noizenet.models.samplernn_kernel import SampleRNNKernel
+
+    return SampleRNNKernel(model)
