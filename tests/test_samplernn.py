@@ -276,7 +276,7 @@ def test_refuses_a_chunk_that_is_not_whole_top_frames(tiny_config, tmp_path):
 
     with pytest.raises(ConfigError, match=r"train\.chunk"):
         train(samplernn_config(tiny_config, **{"train.chunk": 100}), tmp_path / "bad",
-              progress=False, figures=False, log=quiet)  # fmt: skip
+              progress=False, log=quiet)  # fmt: skip
 
 
 def test_resumes_mid_epoch_to_identical_weights(tiny_config, tmp_path):
@@ -290,13 +290,13 @@ def test_resumes_mid_epoch_to_identical_weights(tiny_config, tmp_path):
     cfg = samplernn_config(tiny_config, **{"data.seconds": 0.25, "model.dropout": 0.3,
                                            "model.layers": 2, "train.checkpoint_every": 7,
                                            "train.threads": 1})  # fmt: skip
-    reference = train(cfg, tmp_path / "ref", progress=False, figures=False, log=quiet)
+    reference = train(cfg, tmp_path / "ref", progress=False, log=quiet)
     out = tmp_path / "run"
     with pytest.raises(CrashError):
-        train(cfg, out, progress=False, figures=False, log=quiet, attach=crash_at(0, 10))
+        train(cfg, out, progress=False, log=quiet, attach=crash_at(0, 10))
     with pytest.raises(CrashError):
         train(None, out, resume=True, progress=False, log=quiet, attach=crash_at(0, 30))
-    train(None, out, resume=True, progress=False, figures=False, log=quiet)
+    train(None, out, resume=True, progress=False, log=quiet)
     assert_same_run(out, reference)
 
 

@@ -316,6 +316,16 @@ def _softmax(logits, temperature, z, probs, bits):
 
 
 @numba.njit(**FAST)
+def _expected(logits, level_values, z, probs, bits):
+    """Expected level value under softmax(logits) (temperature 1)."""
+    total = _softmax(logits, 1.0, z, probs, bits)
+    acc = 0.0
+    for k in range(logits.shape[0]):
+        acc += probs[k] * level_values[k]
+    return acc / total
+
+
+@numba.njit(**FAST)
 def _sample(logits, temperature, top_p, u, z, probs, bits):
     """Draw a class by inverse CDF from uniform ``u``; temperature 0 is argmax.
 
@@ -465,12 +475,7 @@ class _Categorical(NamedTuple):
 
     def teach(self, y, scratch, s):
         """The expected level value under softmax(y) (temperature 1)."""
-        z, probs, bits = scratch[0][s], scratch[1][s], scratch[2][s]
-        total = _softmax(y, 1.0, z, probs, bits)
-        acc = 0.0
-        for k in range(y.shape[0]):
-            acc += probs[k] * self.level_values[k]
-        return acc / total
+        return _expected(y, self.level_values, scratch[0][s], scratch[1][s], scratch[2][s])
 
     def free(self, b, j, n_free, y, feed, scratch, s):
         """feed[s] <- the class drawn from logits y at free-running step j."""
