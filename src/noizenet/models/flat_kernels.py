@@ -17,6 +17,12 @@ Three schedules compute the same thing:
   streams, done by BLAS (a millisecond per step at hidden 512 x 64 streams, against
   microseconds of interpreter).
 
+Each schedule is one loop, shared by the two heads: the regression head feeds its prediction
+back after noise injection; the categorical head draws a class from its logits (temperature
+schedule, top-p) and feeds that back, and reports the expected value of each forced prediction.
+A head is a NamedTuple (``_Regression``, ``_Categorical``) of its settings and draws whose
+methods are one step's head work; numba compiles each loop once per head type.
+
 Speed comes from the layout more than from the loops: weights are stored transposed, so the
 matrix-vector products run along contiguous rows (``g[r] += W_t[k, r] * x[k]``) and vectorise
 without horizontal sums; tanh, sigmoid and exp are rational/polynomial approximations (within
