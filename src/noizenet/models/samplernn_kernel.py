@@ -25,6 +25,7 @@ contiguous rows and vectorise, with polynomial tanh/sigmoid/exp.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -38,7 +39,7 @@ from noizenet.models.flat_kernels import (
     _gemm_columns,
     _sample,
 )
-from noizenet.models.samplernn import SampleRNN, _padded, _prepare
+from noizenet.models.samplernn_inputs import _padded, _prepare
 from noizenet.sampling import Sampling
 
 GROUP = 8  # streams that step together and share each pass over the weights
@@ -72,7 +73,7 @@ class SampleRNNWeights:
     c0: np.ndarray  # (K, layers, H) (zeros for the GRU)
 
 
-def kernel_weights(model: SampleRNN) -> SampleRNNWeights:
+def kernel_weights(model: Any) -> SampleRNNWeights:
     """Fold and transpose ``model``'s weights (computed in float64, stored in float32)."""
     spec = model.spec
     K, L, H = len(spec.frame_sizes), spec.layers, spec.hidden
@@ -276,7 +277,7 @@ def run(
 class SampleRNNKernel:
     """The family's :class:`~noizenet.models.base.Kernel`: ``model``'s weights, folded once."""
 
-    def __init__(self, model: SampleRNN) -> None:
+    def __init__(self, model: Any) -> None:
         self.spec = model.spec
         self.weights = kernel_weights(model)
 

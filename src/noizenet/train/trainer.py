@@ -226,11 +226,11 @@ class Trainer:
         self._stop_agreed = False  # distributed: some rank was asked to stop (all stop together)
         self.fit_started = math.inf  # perf_counter() at fit(): train.max_time counts from it
         self.stopped = ""  # why fit() returned before cfg.epochs ("time-limit"), or ""
+        self.track_grad_norm = False  # measure grad_norm every step (a logger asks for it)
+        self.grad_norm = math.nan  # the last good step's gradient norm, before clipping
 
     def out_of_time(self) -> bool:
         return 0 < self.cfg.max_time <= time.perf_counter() - self.fit_started
-        self.track_grad_norm = False  # measure grad_norm every step (a logger asks for it)
-        self.grad_norm = math.nan  # the last good step's gradient norm, before clipping
 
     # -- one step ----------------------------------------------------------------------------
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
