@@ -9,12 +9,12 @@ import torch
 from noizenet.codecs import FFTCodec, QuantCodec, codec_from_state, make_codec
 from noizenet.config import CodecConfig
 from noizenet.errors import NoizeNetError
-from noizenet.generate import generate, parse_temperature, reproduce
+from noizenet.generate import generate, reproduce
 from noizenet.models import ModelSpec, NoizeNet
 from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
 from noizenet.models.flat_reference import reference_categorical, reference_run
 from noizenet.models.loss import sequence_loss
-from noizenet.sampling import sample
+from noizenet.sampling import sample, temperature_schedules
 from noizenet.train import train
 from noizenet.train.trainer import EpochResult
 
@@ -140,13 +140,13 @@ def test_temperature_zero_is_argmax_and_top_p_restricts_support():
 
 
 def test_temperature_schedules_parse():
-    t0, t1 = parse_temperature("1.0:0.8")
+    t0, t1 = temperature_schedules("1.0:0.8", 1)
     assert (t0[0], t1[0]) == (1.0, 0.8)
-    t0, t1 = parse_temperature("0.5,1.0:0.7", 3)
+    t0, t1 = temperature_schedules("0.5,1.0:0.7", 3)
     assert t0.tolist() == [0.5, 1.0, 0.5] and t1.tolist() == [0.5, 0.7, 0.5]
     for bad in ("hot", "-1", "1:2:3"):
-        with pytest.raises(NoizeNetError, match="--temperature"):
-            parse_temperature(bad)
+        with pytest.raises(NoizeNetError, match=r"generation\.temperature"):
+            temperature_schedules(bad, 1)
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_every_codec_trains_generates_and_reproduces_with_every_cell(
 
 def test_categorical_generation_temperature_zero_is_deterministic(codec_runs):
     r = codec_runs["mulaw", "lstm"]
-    song = f"song:{r.info['corpus']['val'][0]['path']}"
+    song = f"song:{r.info.corpus['val'][0]['path']}"
     a = generate(r, seed=song, seconds=0.1, temperature=0, random_seed=1, write=False)
     b = generate(r, seed=song, seconds=0.1, temperature=0, random_seed=2, write=False)
     np.testing.assert_array_equal(a[0].audio, b[0].audio)
@@ -206,5 +206,5 @@ def test_variations_take_different_temperatures_and_names_say_so(codec_runs, tmp
 
 
 def test_injection_on_a_categorical_head_is_a_clear_error(codec_runs):
-    with pytest.raises(NoizeNetError, match="--inject applies to regression"):
+    with pytest.raises(NoizeNetError, match=r"generation\.inject: noise injection applies"):
         generate(codec_runs["mulaw", "rnn"], inject="periodic:10", seconds=0.1, write=False)

@@ -120,7 +120,7 @@ def cli_at_once(*commands: list[str]) -> list[subprocess.CompletedProcess]:
 
 def assert_one_complete_run(trainer: subprocess.Popen, out: Path) -> None:
     """The trainer ends well, and ``out`` holds one run: each of its epochs logged once."""
-    assert_one_complete_run(trainer, out)
+    assert trainer.wait(timeout=120) == 0, trainer.communicate()[1]
     assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
     assert Run.open(out).info.status == "complete"
 

@@ -155,7 +155,7 @@ def test_perlin_is_smooth_and_band_limited_unlike_white_noise():
 @pytest.mark.parametrize("seed", ["white", "perlin", "silence", "song"])
 def test_every_seed_kind_generates_finite_audio_of_the_requested_length(tiny_run, tmp_path, seed):
     if seed == "song":
-        seed = f"song:{tiny_run.info['corpus']['val'][0]['path']}@0.2"
+        seed = f"song:{tiny_run.info.corpus['val'][0]['path']}@0.2"
     takes = generate(tiny_run, seed=seed, seconds=0.5, seed_seconds=0.25, out=tmp_path / "g.wav")
     data, sr = sf.read(takes[0].path)
     assert sr == 22050 and data.size == round(0.5 * 22050)

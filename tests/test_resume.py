@@ -149,7 +149,7 @@ def test_sigint_and_sigterm_checkpoint_and_exit_cleanly(cfg, reference, tmp_path
     assert f"noizenet train --resume {out}" in last and "Traceback" not in err
     assert signal.Signals(sig).name in last
     info = Run.open(out).info
-    assert info["status"] == "interrupted"
+    assert info.status == "interrupted"
     # the checkpoint named in the message is the position it stopped at
     name = last.split("checkpoints/")[1].split(")")[0]
     assert load_checkpoint(out / "checkpoints" / name).position[1] >= 0
