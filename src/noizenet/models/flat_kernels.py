@@ -17,12 +17,6 @@ Three schedules compute the same thing:
   streams, done by BLAS (a millisecond per step at hidden 512 x 64 streams, against
   microseconds of interpreter).
 
-Each schedule is one loop, shared by the two heads: the regression head feeds its prediction
-back after noise injection; the categorical head draws a class from its logits (temperature
-schedule, top-p) and feeds that back, and reports the expected value of each forced prediction.
-A head is a NamedTuple (``_Regression``, ``_Categorical``) of its settings and draws whose
-methods are one step's head work; numba compiles each loop once per head type.
-
 Speed comes from the layout more than from the loops: weights are stored transposed, so the
 matrix-vector products run along contiguous rows (``g[r] += W_t[k, r] * x[k]``) and vectorise
 without horizontal sums; tanh, sigmoid and exp are rational/polynomial approximations (within
@@ -35,13 +29,10 @@ GRU (r, z, n).
 
 from __future__ import annotations
 
-from collections import namedtuple
-from dataclasses import dataclass, fields
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba.extending import overload
 
 from noizenet.sampling import INJECT_NONE, INJECT_PERIODIC, INJECT_STALL, Injection  # noqa: F401
 
@@ -54,7 +45,6 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 BATCHED_FROM_HIDDEN = 256
 BLAS_FROM_STREAMS = 16
 STREAM_TILE = 8  # streams that share one pass over a weight slice
-SPLIT_FROM_COLUMNS = 64  # the split schedule's narrower products stay on one core
 
 FAST = {"cache": True, "fastmath": True, "error_model": "numpy"}
 
@@ -88,10 +78,6 @@ class KernelWeights:
     @property
     def categorical(self) -> bool:
         return self.table.shape[0] > 0
-
-
-# KernelWeights as the compiled code reads it (numba sees a NamedTuple, not a dataclass)
-_Weights = namedtuple("_Weights", [f.name for f in fields(KernelWeights)])
 
 
 def kernel_weights(model) -> KernelWeights:
@@ -251,14 +237,14 @@ def _cell(cell, gx, gh, h, c):
 
 
 @numba.njit(**FAST)
-def _stack(w, gx0, hb, cb, gx, gh):
+def _stack(cell, gx0, x_w, x_b, h_w, h_b, hb, cb, gx, gh):
     """All layers, one sample, one stream, in place; gx0 is layer 0's input pre-activation."""
-    _project(w.h_w[0], w.h_b[0], hb[0], gh)
-    _cell(w.cell, gx0, gh, hb[0], cb[0])
+    _project(h_w[0], h_b[0], hb[0], gh)
+    _cell(cell, gx0, gh, hb[0], cb[0])
     for layer in range(1, hb.shape[0]):
-        _project(w.x_w[layer - 1], w.x_b[layer], hb[layer - 1], gx)
-        _project(w.h_w[layer], w.h_b[layer], hb[layer], gh)
-        _cell(w.cell, gx, gh, hb[layer], cb[layer])
+        _project(x_w[layer - 1], x_b[layer], hb[layer - 1], gx)
+        _project(h_w[layer], h_b[layer], hb[layer], gh)
+        _cell(cell, gx, gh, hb[layer], cb[layer])
 
 
 @numba.njit(parallel=True, **FAST)
@@ -283,17 +269,17 @@ def _cells(cell, gx, gh, h, c):
 
 
 @numba.njit(**FAST)
-def _split_stack(w, gx0, h, c, gx, gh, blocks):
+def _split_stack(cell, gx0, x_w, x_b, h_w, h_b, h, c, gx, gh, blocks):
     """All layers, a few streams, one step, in place: h, c (layers, B, H)."""
-    _matmul_split(w.h_w[0], w.h_b[0], h[0], gh, blocks)
-    _cells(w.cell, gx0, gh, h[0], c[0])
+    _matmul_split(h_w[0], h_b[0], h[0], gh, blocks)
+    _cells(cell, gx0, gh, h[0], c[0])
     for layer in range(1, h.shape[0]):
-        _matmul_split(w.x_w[layer - 1], w.x_b[layer], h[layer - 1], gx, blocks)
-        _matmul_split(w.h_w[layer], w.h_b[layer], h[layer], gh, blocks)
-        _cells(w.cell, gx, gh, h[layer], c[layer])
+        _matmul_split(x_w[layer - 1], x_b[layer], h[layer - 1], gx, blocks)
+        _matmul_split(h_w[layer], h_b[layer], h[layer], gh, blocks)
+        _cells(cell, gx, gh, h[layer], c[layer])
 
 
-def _blas_stack(w, gx0, h, c, gx, gh) -> None:
+def _blas_stack(w: KernelWeights, gx0, h, c, gx, gh) -> None:
     """:func:`_split_stack` for many streams: the products are GEMMs, done by BLAS."""
     for layer in range(h.shape[0]):
         if layer > 0:
@@ -304,7 +290,40 @@ def _blas_stack(w, gx0, h, c, gx, gh) -> None:
         _cells(w.cell, gx if layer > 0 else gx0, gh, h[layer], c[layer])
 
 
-# -- sampling a class -----------------------------------------------------------------------------
+# -- what happens to an output before it is fed back --------------------------------------------
+@numba.njit(**FAST)
+def _inject(mode, j, y, feed, noise, ring, filled, period, eps, sigma):
+    """feed <- y after the injection rule for free-running step j; returns the new ring fill.
+
+    noise: this step's standard normal draws (D,); ring: (window, D) the last outputs.
+    """
+    D = y.shape[0]
+    feed[:] = y
+    if mode == INJECT_PERIODIC:
+        if (j + 1) % period == 0:
+            for d in range(D):
+                feed[d] = y[d] * (noise[d] - np.float32(1.0))
+    elif mode == INJECT_STALL:
+        window = ring.shape[0]
+        slot = j % window
+        ring[slot] = y
+        filled = min(filled + 1, window)
+        if filled == window:
+            span = np.float32(0.0)
+            for d in range(D):
+                lo = ring[0, d]
+                hi = ring[0, d]
+                for k in range(1, window):
+                    lo = min(lo, ring[k, d])
+                    hi = max(hi, ring[k, d])
+                span = max(span, hi - lo)
+            if span < eps:
+                for d in range(D):
+                    feed[d] = y[d] + sigma * noise[d]
+                ring[slot] = feed
+    return filled
+
+
 @numba.njit(**FAST)
 def _softmax(logits, temperature, z, probs, bits):
     """probs <- exp((logits - max) / temperature), unnormalised; returns their sum (float64)."""
@@ -319,16 +338,6 @@ def _softmax(logits, temperature, z, probs, bits):
     for k in range(logits.shape[0]):
         total += probs[k]
     return total
-
-
-@numba.njit(**FAST)
-def _expected(logits, level_values, z, probs, bits):
-    """Expected level value under softmax(logits) (temperature 1)."""
-    total = _softmax(logits, 1.0, z, probs, bits)
-    acc = 0.0
-    for k in range(logits.shape[0]):
-        acc += probs[k] * level_values[k]
-    return acc / total
 
 
 @numba.njit(**FAST)
@@ -369,199 +378,97 @@ def _sample(logits, temperature, top_p, u, z, probs, bits):
     return L - 1
 
 
-# -- the heads ------------------------------------------------------------------------------------
-# A head is a NamedTuple of its settings and random draws, whose methods are one step's work for
-# one stream. The loops below call them through ``_head_method``, so numba compiles each loop
-# once per head type, the head's work inlined. Buffers are shaped (streams, ...): ``feed`` holds
-# what each stream feeds back, ``scratch`` a tuple of the head's work arrays; ``s`` is a stream's
-# row of them, ``b`` the stream (its draws and settings): the same, except in the per-stream
-# schedule, where each core holds one stream's buffers (rows shared between cores would share
-# cache lines, written every step).
-
-
-class _Regression(NamedTuple):
-    """The regression head: each prediction is fed back as the next input, after the noise
-    injection rule of :class:`Injection`."""
-
-    mode: int  # INJECT_* code
-    period: int
-    window: int
-    eps: np.float32
-    sigma: np.float32
-    noise: np.ndarray  # (B, n_free, D) standard normal draws (every schedule uses the same ones)
-
-    def buffers(self, w, streams):
-        """feed (streams, D); scratch: the last ``window`` outputs (streams, window, D) and how
-        many of them are filled (streams,)."""
-        D = w.head_w.shape[1]
-        ring = np.empty((streams, max(self.window, 1), D), dtype=np.float32)
-        return np.zeros((streams, D), dtype=np.float32), (ring, np.zeros(streams, dtype=np.int64))
-
-    def gates(self, w, x, buf):
-        """Layer 0's input pre-activation (G*H,) for the input x (D,), computed into buf."""
-        _project(w.x_w0, w.x_b[0], x, buf)
-        return buf
-
-    def gates_streams(self, w, xs, gx0):
-        """:meth:`gates` for every stream: xs (B, D) into gx0 (B, G*H)."""
-        _gemm_columns(w.x_w0, w.x_b[0], xs, gx0, 0, gx0.shape[1])
-
-    def gates_blas(self, w, xs, gx0):
-        """:meth:`gates_streams` by BLAS, in Python: D may be large (FFT block vectors)."""
-        np.dot(xs, w.x_w0, out=gx0)
-        gx0 += w.x_b[0]
-
-    def teach(self, y, scratch, s):
-        """The one-step prediction of a forced input: the output itself."""
-        return y
-
-    def free(self, b, j, n_free, y, feed, scratch, s):
-        """feed[s] <- the output y of free-running step j after the injection rule."""
-        ring, filled = scratch[0][s], scratch[1]
-        fed, noise = feed[s], self.noise[b, j]
-        D = y.shape[0]
-        fed[:] = y
-        if self.mode == INJECT_PERIODIC:
-            if (j + 1) % self.period == 0:
-                for d in range(D):
-                    fed[d] = y[d] * (noise[d] - np.float32(1.0))
-        elif self.mode == INJECT_STALL:
-            window = ring.shape[0]
-            slot = j % window
-            ring[slot] = y
-            filled[s] = min(filled[s] + 1, window)
-            if filled[s] == window:
-                span = np.float32(0.0)
-                for d in range(D):
-                    lo = ring[0, d]
-                    hi = ring[0, d]
-                    for k in range(1, window):
-                        lo = min(lo, ring[k, d])
-                        hi = max(hi, ring[k, d])
-                    span = max(span, hi - lo)
-                if span < self.eps:
-                    for d in range(D):
-                        fed[d] = y[d] + self.sigma * noise[d]
-                    ring[slot] = fed
-
-
-class _Categorical(NamedTuple):
-    """The categorical head: the output is logits over classes; a class is drawn from them
-    (temperature moving linearly from temp_start to temp_end over the free-running steps, top-p)
-    and fed back through the embedding. A forced input's prediction is its expected value."""
-
-    temp_start: np.ndarray  # (B,)
-    temp_end: np.ndarray  # (B,)
-    top_p: float
-    uniforms: np.ndarray  # (B, n_free) the random numbers the draws use
-    level_values: np.ndarray  # (levels,) the value each class stands for
-
-    def buffers(self, w, streams):
-        """feed: each stream's class (streams,); scratch: the softmax's work arrays."""
-        shape = (streams, w.head_w.shape[1])
-        scratch = (
-            np.empty(shape, np.float64),
-            np.empty(shape, np.float32),
-            np.empty(shape, np.int32),
-        )
-        return np.zeros(streams, dtype=np.int64), scratch
-
-    def gates(self, w, x, buf):
-        """Layer 0's input pre-activation for class x: its row of the table (buf unused)."""
-        return w.table[x]
-
-    def gates_streams(self, w, xs, gx0):
-        """:meth:`gates` for every stream: classes xs (B,) into gx0 (B, G*H)."""
-        for s in range(xs.shape[0]):
-            gx0[s] = w.table[xs[s]]
-
-    def gates_blas(self, w, xs, gx0):
-        """:meth:`gates_streams` in Python."""
-        np.take(w.table, xs, axis=0, out=gx0)
-
-    def teach(self, y, scratch, s):
-        """The expected level value under softmax(y) (temperature 1)."""
-        return _expected(y, self.level_values, scratch[0][s], scratch[1][s], scratch[2][s])
-
-    def free(self, b, j, n_free, y, feed, scratch, s):
-        """feed[s] <- the class drawn from logits y at free-running step j."""
-        frac = j / (n_free - 1) if n_free > 1 else 0.0
-        temp = self.temp_start[b] + (self.temp_end[b] - self.temp_start[b]) * frac
-        feed[s] = _sample(y, temp, self.top_p, self.uniforms[b, j], scratch[0][s], scratch[1][s],
-                          scratch[2][s])  # fmt: skip
-
-
-def _head_method(name: str):
-    """``name(head, ...)``: the method ``name`` of the head's class, also in compiled code."""
-
-    def call(head, *args):
-        return getattr(head, name)(*args)
-
-    @overload(call, jit_options=FAST, strict=False, inline="always")
-    def _pick(head, *args):
-        return getattr(head.instance_class, name)
-
-    return call
-
-
-_buffers = _head_method("buffers")
-_gates = _head_method("gates")
-_gates_streams = _head_method("gates_streams")
-_teach = _head_method("teach")
-_free = _head_method("free")
-
-
-# -- the loops: one per schedule, for either head ----------------------------------------------
-@numba.njit(inline="always", **FAST)
-def _steps(T, n_free):
-    """T forced inputs, then n_free - 1 fed-back ones: the first free output is the prediction
-    after the last forced input."""
-    return T + n_free - 1 if n_free > 0 else T
-
-
-@numba.njit(inline="always", **FAST)
-def _emit(head, b, s, t, n_free, y, feed, scratch, pred, out):
-    """Stream b's output y at step t: the prediction of a forced input, then fed back."""
-    T = pred.shape[1]
-    if t < T:
-        pred[b, t] = _teach(head, y, scratch, s)
-    if n_free > 0 and t >= T - 1:
-        j = t - (T - 1)
-        _free(head, b, j, n_free, y, feed, scratch, s)
-        out[b, j] = feed[s]
-
-
 @numba.njit(**FAST)
-def _emit_streams(head, t, n_free, y, feed, scratch, pred, out):
-    """:func:`_emit` for every stream: y (B, outputs)."""
-    for s in range(y.shape[0]):
-        _emit(head, s, s, t, n_free, y[s], feed, scratch, pred, out)
+def _expected(logits, level_values, z, probs, bits):
+    """Expected level value under softmax(logits)."""
+    total = _softmax(logits, 1.0, z, probs, bits)
+    acc = 0.0
+    for k in range(logits.shape[0]):
+        acc += probs[k] * level_values[k]
+    return acc / total
 
 
+# -- the loops ------------------------------------------------------------------------------------
 @numba.njit(parallel=True, **FAST)
-def _per_stream(w, head, h, c, forced, n_free, pred, out):
-    """Teacher-force ``forced``, then run free for ``n_free`` steps, each stream on one core.
+def _regression_per_stream(
+    cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, h, c, forced, n_free,
+    inject_mode, period, window, eps, sigma, noise, pred, out,
+):  # fmt: skip
+    """Teacher-force ``forced`` (B, T, D), then run free for ``n_free`` steps, per stream.
 
-    w: :class:`KernelWeights` as ``_Weights``; head: ``_Regression`` or ``_Categorical``.
-    h, c: (layers, B, H) state, updated in place. forced: (B, T, D) inputs or (B, T) classes;
-    pred: their one-step predictions, (B, T, D) or (B, T); out: (B, n_free, D) outputs or
-    (B, n_free) classes; out[:, 0] follows the last forced input.
+    h, c: (layers, B, H) state, updated in place. pred: (B, T, D) one-step predictions of the
+    forced inputs. out: (B, n_free, D); out[:, 0] is the prediction after the last forced input.
+    noise: (B, n_free, D) standard normal draws for injection (every path uses the same ones).
     """
     L, B = h.shape[0], h.shape[1]
-    T, GH = forced.shape[1], w.h_w.shape[2]
+    T = forced.shape[1]
+    D = head_w.shape[1]
+    GH = h_w.shape[2]
     for b in numba.prange(B):  # streams are independent: one per core
         gx0 = np.empty(GH, dtype=np.float32)
         gx = np.empty(GH, dtype=np.float32)
         gh = np.empty(GH, dtype=np.float32)
-        y = np.empty(w.head_w.shape[1], dtype=np.float32)
-        feed, scratch = _buffers(head, w, 1)  # this core's own
+        y = np.empty(D, dtype=np.float32)
+        feed = np.empty(D, dtype=np.float32)
+        ring = np.empty((max(window, 1), D), dtype=np.float32)
         hb = np.ascontiguousarray(h[:, b, :])
         cb = np.ascontiguousarray(c[:, b, :])
-        for t in range(_steps(T, n_free)):
-            x0 = _gates(head, w, forced[b, t] if t < T else feed[0], gx0)
-            _stack(w, x0, hb, cb, gx, gh)
-            _project(w.head_w, w.head_b, hb[L - 1], y)
-            _emit(head, b, 0, t, n_free, y, feed, scratch, pred, out)
+        filled = 0
+        steps = T + n_free - 1 if n_free > 0 else T
+        for t in range(steps):
+            _project(x_w0, x_b[0], forced[b, t] if t < T else feed, gx0)
+            _stack(cell, gx0, x_w, x_b, h_w, h_b, hb, cb, gx, gh)
+            _project(head_w, head_b, hb[L - 1], y)
+            if t < T:
+                pred[b, t] = y
+            if n_free > 0 and t >= T - 1:
+                j = t - (T - 1)
+                filled = _inject(inject_mode, j, y, feed, noise[b, j], ring, filled, period, eps,
+                                 sigma)  # fmt: skip
+                out[b, j] = feed
+        h[:, b, :] = hb
+        c[:, b, :] = cb
+
+
+@numba.njit(parallel=True, **FAST)
+def _categorical_per_stream(
+    cell, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free,
+    temp_start, temp_end, top_p, uniforms, level_values, pred, out,
+):  # fmt: skip
+    """Categorical head: teacher-force class indices ``forced`` (B, T), then sample freely.
+
+    pred: (B, T) expected value (sum of p * level_values, temperature 1) of each one-step
+    prediction. out: (B, n_free) sampled classes, fed back through the embedding. The temperature
+    moves linearly from temp_start[b] to temp_end[b] over the free-running steps; uniforms
+    (B, n_free) are the random numbers the draws use.
+    """
+    L, B = h.shape[0], h.shape[1]
+    T = forced.shape[1]
+    levels = head_w.shape[1]
+    GH = h_w.shape[2]
+    for b in numba.prange(B):  # streams are independent: one per core
+        gx = np.empty(GH, dtype=np.float32)
+        gh = np.empty(GH, dtype=np.float32)
+        logits = np.empty(levels, dtype=np.float32)
+        z = np.empty(levels, dtype=np.float64)
+        probs = np.empty(levels, dtype=np.float32)
+        bits = np.empty(levels, dtype=np.int32)
+        hb = np.ascontiguousarray(h[:, b, :])
+        cb = np.ascontiguousarray(c[:, b, :])
+        feed = 0
+        steps = T + n_free - 1 if n_free > 0 else T
+        for t in range(steps):
+            idx = forced[b, t] if t < T else feed
+            _stack(cell, table[idx], x_w, x_b, h_w, h_b, hb, cb, gx, gh)
+            _project(head_w, head_b, hb[L - 1], logits)
+            if t < T:
+                pred[b, t] = _expected(logits, level_values, z, probs, bits)
+            if n_free > 0 and t >= T - 1:
+                j = t - (T - 1)
+                frac = j / (n_free - 1) if n_free > 1 else 0.0
+                temp = temp_start[b] + (temp_end[b] - temp_start[b]) * frac
+                feed = _sample(logits, temp, top_p, uniforms[b, j], z, probs, bits)
+                out[b, j] = feed
         h[:, b, :] = hb
         c[:, b, :] = cb
 
@@ -579,37 +486,133 @@ def _gate_buffers(B, GH):
 # The split and BLAS schedules: time outermost. The split loop is compiled; the BLAS loop is
 # Python, as each step's BLAS products take a millisecond against microseconds of overhead.
 @numba.njit(**FAST)
-def _split(w, head, h, c, forced, n_free, pred, out, blocks):
-    """:func:`_per_stream`'s contract, time outermost (large models); ``blocks``: how many
-    column blocks each product is split into (the thread count). A head narrower than
-    ``SPLIT_FROM_COLUMNS`` stays on one core: handing it off would cost more."""
-    B, T = forced.shape[0], forced.shape[1]
-    gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
-    y = np.empty((B, w.head_w.shape[1]), dtype=np.float32)
-    feed, scratch = _buffers(head, w, B)
-    last = h.shape[0] - 1
-    for t in range(_steps(T, n_free)):
-        _gates_streams(head, w, forced[:, t] if t < T else feed, gx0)
-        _split_stack(w, gx0, h, c, gx, gh, blocks)
-        if y.shape[1] >= SPLIT_FROM_COLUMNS:
-            _matmul_split(w.head_w, w.head_b, h[last], y, blocks)
-        else:
-            _gemm_columns(w.head_w, w.head_b, h[last], y, 0, y.shape[1])
-        _emit_streams(head, t, n_free, y, feed, scratch, pred, out)
+def _inject_streams(mode, j, y, feed, noise, ring, filled, period, eps, sigma):
+    """:func:`_inject` for every stream: y, feed, noise (B, D); ring (B, window, D)."""
+    for s in range(y.shape[0]):
+        filled[s] = _inject(mode, j, y[s], feed[s], noise[s], ring[s], filled[s], period, eps,
+                            sigma)  # fmt: skip
 
 
-def _blas(w, head, h, c, forced, n_free, pred, out) -> None:
-    """:func:`_split` for many streams, with BLAS products."""
+@numba.njit(**FAST)
+def _expected_streams(logits, level_values, z, probs, bits, pred):
+    for s in range(logits.shape[0]):
+        pred[s] = _expected(logits[s], level_values, z[s], probs[s], bits[s])
+
+
+@numba.njit(**FAST)
+def _sample_streams(logits, j, n_free, temp_start, temp_end, top_p, u, z, probs, bits, feed):
+    """Draw every stream's class for free-running step j (temperature on its schedule)."""
+    frac = j / (n_free - 1) if n_free > 1 else 0.0
+    for s in range(logits.shape[0]):
+        temp = temp_start[s] + (temp_end[s] - temp_start[s]) * frac
+        feed[s] = _sample(logits[s], temp, top_p, u[s], z[s], probs[s], bits[s])
+
+
+@numba.njit(**FAST)
+def _regression_split(
+    cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, h, c, forced, n_free,
+    inject_mode, period, window, eps, sigma, noise, pred, out, blocks,
+):  # fmt: skip
+    """Same contract as :func:`_regression_per_stream`, time outermost (large models);
+    ``blocks``: how many column blocks each product is split into (the thread count)."""
     B, T = forced.shape[0], forced.shape[1]
+    D, GH = head_w.shape[1], h_w.shape[2]
+    gx0, gx, gh = _gate_buffers(B, GH)
+    y = np.empty((B, D), dtype=np.float32)
+    feed = np.zeros((B, D), dtype=np.float32)
+    ring = np.empty((B, max(window, 1), D), dtype=np.float32)
+    filled = np.zeros(B, dtype=np.int64)
+    steps = T + n_free - 1 if n_free > 0 else T
+    for t in range(steps):
+        _gemm_columns(x_w0, x_b[0], forced[:, t] if t < T else feed, gx0, 0, GH)
+        _split_stack(cell, gx0, x_w, x_b, h_w, h_b, h, c, gx, gh, blocks)
+        _gemm_columns(head_w, head_b, h[h.shape[0] - 1], y, 0, D)
+        if t < T:
+            pred[:, t] = y
+        if n_free > 0 and t >= T - 1:
+            j = t - (T - 1)
+            _inject_streams(inject_mode, j, y, feed, noise[:, j], ring, filled, period, eps, sigma)
+            out[:, j] = feed
+
+
+def _regression_blas(
+    w: KernelWeights, h, c, forced, n_free, inj: Injection, noise, pred, out
+) -> None:
+    """:func:`_regression_split` for many streams, with BLAS products."""
+    B, T, D = forced.shape[0], forced.shape[1], w.outputs
     gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
-    y = np.empty((B, w.head_w.shape[1]), np.float32)
-    feed, scratch = head.buffers(w, B)
-    for t in range(_steps(T, n_free)):
-        head.gates_blas(w, forced[:, t] if t < T else feed, gx0)
+    y = np.empty((B, D), np.float32)
+    feed = np.zeros((B, D), np.float32)
+    ring = np.empty((B, max(inj.window, 1), D), np.float32)
+    filled = np.zeros(B, np.int64)
+    eps, sigma = np.float32(inj.eps), np.float32(inj.sigma)
+    for t in range(T + n_free - 1 if n_free > 0 else T):
+        np.dot(forced[:, t] if t < T else feed, w.x_w0, out=gx0)
+        gx0 += w.x_b[0]
         _blas_stack(w, gx0, h, c, gx, gh)
         np.dot(h[-1], w.head_w, out=y)
         y += w.head_b
-        _emit_streams(head, t, n_free, y, feed, scratch, pred, out)
+        if t < T:
+            pred[:, t] = y
+        if n_free > 0 and t >= T - 1:
+            j = t - (T - 1)
+            _inject_streams(inj.mode, j, y, feed, noise[:, j], ring, filled, inj.period, eps, sigma)
+            out[:, j] = feed
+
+
+@numba.njit(**FAST)
+def _categorical_split(
+    cell, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free,
+    temp_start, temp_end, top_p, uniforms, level_values, pred, out, blocks,
+):  # fmt: skip
+    """Same contract as :func:`_categorical_per_stream`, time outermost (large models);
+    ``blocks`` as in :func:`_regression_split`."""
+    B, T = forced.shape[0], forced.shape[1]
+    levels, GH = head_w.shape[1], h_w.shape[2]
+    gx0, gx, gh = _gate_buffers(B, GH)
+    logits = np.empty((B, levels), dtype=np.float32)
+    z = np.empty((B, levels), dtype=np.float64)
+    probs = np.empty((B, levels), dtype=np.float32)
+    bits = np.empty((B, levels), dtype=np.int32)
+    feed = np.zeros(B, dtype=np.int64)
+    steps = T + n_free - 1 if n_free > 0 else T
+    for t in range(steps):
+        for s in range(B):
+            gx0[s] = table[forced[s, t] if t < T else feed[s]]
+        _split_stack(cell, gx0, x_w, x_b, h_w, h_b, h, c, gx, gh, blocks)
+        _matmul_split(head_w, head_b, h[h.shape[0] - 1], logits, blocks)
+        if t < T:
+            _expected_streams(logits, level_values, z, probs, bits, pred[:, t])
+        if n_free > 0 and t >= T - 1:
+            j = t - (T - 1)
+            _sample_streams(logits, j, n_free, temp_start, temp_end, top_p, uniforms[:, j], z,
+                            probs, bits, feed)  # fmt: skip
+            out[:, j] = feed
+
+
+def _categorical_blas(
+    w: KernelWeights, h, c, forced, n_free, temps, top_p, uniforms, level_values, pred, out
+) -> None:
+    """:func:`_categorical_split` for many streams, with BLAS products."""
+    B, T, levels = forced.shape[0], forced.shape[1], w.outputs
+    gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
+    logits = np.empty((B, levels), np.float32)
+    z = np.empty((B, levels), np.float64)
+    probs = np.empty((B, levels), np.float32)
+    bits = np.empty((B, levels), np.int32)
+    feed = np.zeros(B, np.int64)
+    for t in range(T + n_free - 1 if n_free > 0 else T):
+        np.take(w.table, forced[:, t] if t < T else feed, axis=0, out=gx0)
+        _blas_stack(w, gx0, h, c, gx, gh)
+        np.dot(h[-1], w.head_w, out=logits)
+        logits += w.head_b
+        if t < T:
+            _expected_streams(logits, level_values, z, probs, bits, pred[:, t])
+        if n_free > 0 and t >= T - 1:
+            j = t - (T - 1)
+            _sample_streams(logits, j, n_free, temps[0], temps[1], top_p, uniforms[:, j], z,
+                            probs, bits, feed)  # fmt: skip
+            out[:, j] = feed
 
 
 def _initial_state(weights: KernelWeights, B: int, state: tuple | None) -> tuple:
@@ -632,21 +635,6 @@ def _schedule(weights: KernelWeights, streams: int, path: str) -> str:
     if streams == 1:
         return "split"
     return "blas" if streams >= BLAS_FROM_STREAMS else "per-stream"
-
-
-def _generate(weights: KernelWeights, head, forced, n_free, state, pred, out, path) -> tuple:
-    """Run ``head`` on the schedule ``path`` picks; returns the final state (h, c)."""
-    B = forced.shape[0]
-    h, c = _initial_state(weights, B, state)
-    w = _Weights(*(getattr(weights, f) for f in _Weights._fields))
-    schedule = _schedule(weights, B, path)
-    if schedule == "per-stream":
-        _per_stream(w, head, h, c, forced, n_free, pred, out)
-    elif schedule == "split":
-        _split(w, head, h, c, forced, n_free, pred, out, numba.get_num_threads())
-    else:
-        _blas(w, head, h, c, forced, n_free, pred, out)
-    return h, c
 
 
 def run(
@@ -674,6 +662,7 @@ def run(
     vector = forced.ndim == 3
     forced = np.ascontiguousarray(forced if vector else forced[:, :, None])
     B, D = forced.shape[0], weights.outputs
+    h, c = _initial_state(weights, B, state)
     n_free = max(int(n_free), 0)
     if noise is None:
         noise = np.zeros((B, max(n_free, 1), D), dtype=np.float32)
@@ -681,14 +670,22 @@ def run(
     noise = np.ascontiguousarray(noise if noise.ndim == 3 else noise[:, :, None])
     pred = np.zeros((B, forced.shape[1], D), dtype=np.float32)
     out = np.zeros((B, n_free, D), dtype=np.float32)
-    head = _Regression(
+    w = weights
+    args = (
+        w.cell, w.x_w0, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, h, c, forced, n_free,
         injection.mode, injection.period, injection.window, np.float32(injection.eps),
-        np.float32(injection.sigma), noise,
+        np.float32(injection.sigma), noise, pred, out,
     )  # fmt: skip
-    state = _generate(weights, head, forced, n_free, state, pred, out, path)
+    schedule = _schedule(weights, B, path)
+    if schedule == "per-stream":
+        _regression_per_stream(*args)
+    elif schedule == "split":
+        _regression_split(*args, numba.get_num_threads())
+    else:
+        _regression_blas(weights, h, c, forced, n_free, injection, noise, pred, out)
     if not vector:
         pred, out = pred[:, :, 0], out[:, :, 0]
-    return pred, out, state
+    return pred, out, (h, c)
 
 
 def run_categorical(
@@ -714,6 +711,7 @@ def run_categorical(
     levels = weights.table.shape[0]
     if forced.min() < 0 or forced.max() >= levels:
         raise ValueError(f"class indices must lie in [0, {levels})")
+    h, c = _initial_state(weights, B, state)
     n_free = max(int(n_free), 0)
     if isinstance(temperature, tuple):
         t0, t1 = (np.broadcast_to(np.asarray(t, np.float64), (B,)).copy() for t in temperature)
@@ -725,6 +723,17 @@ def run_categorical(
     level_values = np.ascontiguousarray(level_values, dtype=np.float64)
     pred = np.zeros((B, forced.shape[1]), dtype=np.float32)
     out = np.zeros((B, n_free), dtype=np.int64)
-    head = _Categorical(t0, t1, float(top_p), uniforms, level_values)
-    state = _generate(weights, head, forced, n_free, state, pred, out, path)
-    return pred, out, state
+    w = weights
+    args = (
+        w.cell, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, w.table, h, c, forced, n_free,
+        t0, t1, float(top_p), uniforms, level_values, pred, out,
+    )  # fmt: skip
+    schedule = _schedule(weights, B, path)
+    if schedule == "per-stream":
+        _categorical_per_stream(*args)
+    elif schedule == "split":
+        _categorical_split(*args, numba.get_num_threads())
+    else:
+        _categorical_blas(weights, h, c, forced, n_free, (t0, t1), float(top_p), uniforms,
+                          level_values, pred, out)  # fmt: skip
+    return pred, out, (h, c)
