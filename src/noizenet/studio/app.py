@@ -159,10 +159,8 @@ def create_app(
         run_dir = R.open_run_dir(root, _field(body, "run", str))
         kwargs = _generation_kwargs(body, run_dir, uploads)
         choice = _field(body, "checkpoint", str, "last")
-        if choice != "last":
-            if choice not in R.checkpoint_choices(run_dir):
-                raise R.RefusedError(f"checkpoint {choice!r} is not available for this run", 400)
-            kwargs["checkpoint"] = choice
+        if choice not in R.checkpoint_choices(run_dir):
+            raise R.RefusedError(f"checkpoint {choice!r} is not available for this run", 400)
         return generations.start(run_dir, kwargs).view()
 
     def generation_status(request: Request, _body: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ run still training, cut short or from another version still shows. Nothing here 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -138,19 +137,9 @@ def loss_points(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def checkpoint_choices(run_dir: Path) -> list[str]:
-    """The checkpoints generation may start from: ``last`` (model.safetensors) always; ``best``
-    when the run has one and :func:`noizenet.generate.generate` takes a ``checkpoint``."""
-    choices = ["last"]
-    if (run_dir / "checkpoints" / "best.safetensors").is_file() and generate_takes_checkpoint():
-        choices.append("best")
-    return choices
-
-
-def generate_takes_checkpoint() -> bool:
-    """Whether this NoizeNet's generate chooses a checkpoint (issue 15 adds ``checkpoint=``)."""
-    from noizenet.generate import generate
-
-    return "checkpoint" in inspect.signature(generate).parameters
+    """The checkpoints generation may start from: ``last`` (model.safetensors), the only one
+    :func:`noizenet.generate.generate` reads until it takes a checkpoint (issue 15)."""
+    return ["last"]
 
 
 def summary(root: Path, run: RunFolder, studio_jobs: set[Path]) -> dict[str, Any]:
