@@ -376,3 +376,60 @@ def test_sizes_read_as_people_write_them():
         "3.5 GiB",
         "160 TiB",
     ]
+
+
+def test_a_training_step_too_big_for_memory_is_refused_before_training(config, tmp_path):
+    out = tmp_path / "big"
+    p = cli(
+        "train", "--config", str(config), "--batch", "512", "--chunk", "65536", "--out", str(out),
+        env={"NOIZENET_AVAILABLE_MEMORY": str(2**30)},
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    line = p.stderr.strip().splitlines()[-1]
+    assert line.startswith("noizenet train: error: training --batch 512 x --chunk 65536: needs")
+    assert "of memory, 1.0 GiB is available" in line
+    assert not (out / "metrics.jsonl").exists() and not (out / "model.safetensors").exists()
+    # the same run at its own size trains under that memory
+    p = cli("train", "--config", str(config), "--epochs", "1", "--out", str(out), "--force",
+            env={"NOIZENET_AVAILABLE_MEMORY": str(2**30)})  # fmt: skip
+    assert p.returncode == 0, p.stderr
+
+
+def test_the_training_memory_estimate_is_measured_and_scales(tiny_config):
+    import torch
+
+    from noizenet.models import build, spec_from_config
+    from noizenet.train.memory import training_memory
+
+    codec = type("C", (), {"kind": "mulaw", "levels": 256, "dim": 1, "hop": 1})
+    model = build(spec_from_config(tiny_config.model, codec))
+    before = torch.random.get_rng_state()
+    one = training_memory(model, dim=1, batch=1, chunk=1000)
+    assert torch.equal(torch.random.get_rng_state(), before)  # training's draws are untouched
+    weights = 4 * sum(p.numel() * 4 for p in model.parameters())
+    assert one > weights
+    # activations grow with streams x samples, the weights' share does not
+    assert training_memory(model, dim=1, batch=8, chunk=1000) - weights == pytest.approx(
+        8 * (one - weights), rel=1e-6
+    )
+    x = torch.zeros((4, model.lookback + 1000, 1))
+    y, _ = model(x, model.init_state(4, "cpu"))
+    # at least what the output alone takes, kept for the backward pass
+    assert training_memory(model, dim=1, batch=4, chunk=1000) > y.numel() * 4
+
+
+def test_songs_too_big_for_the_cache_disk_are_refused_before_decoding(tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for i in range(3):  # 30 s each: 1.3 MB apiece once decoded at 22,050 Hz
+        sf.write(songs / f"s{i}.wav", np.full(22050 * 30, 0.01 * (i + 1), np.float32), 22050)
+    cache = tmp_path / "cache"
+    p = cli(
+        "train", "--data", str(songs), "--songs", "2", "--epochs", "1", "--out",
+        str(tmp_path / "run"), "--cache-dir", str(cache),
+        env={"NOIZENET_FREE_BYTES": str(33 * 2**20)},
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    line = p.stderr.strip().splitlines()[-1]
+    assert "decoding 3 songs into the cache (--cache-dir): writes about 3.8 MiB" in line, line
+    assert not list(cache.rglob("*.npy"))  # nothing decoded, nothing half-written

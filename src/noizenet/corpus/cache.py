@@ -49,6 +49,7 @@ CACHE_VERSION = 1  # bump when decoding changes: every entry of an older version
 FULL_SCALE = 32767  # int16 value of the largest stored amplitude
 _FILES_PER_WORKER = 8  # automatic worker count: no more workers than this many files each
 _SAVE_EVERY_S = 20.0  # during a long build the manifest is saved this often (crash-safe progress)
+MIN_SOURCE_BYTES_PER_S = 4000  # 32 kbit/s: a length bound for files whose header says none
 
 
 @dataclass
@@ -300,6 +301,7 @@ class DecodeCache:
         for key, names in same_file.items():
             file = self._file_for(key)
             tasks.append((str(names[0].resolve()), str(self.dir / file), file, self.sr))
+        self._check_disk([Path(t[0]) for t in tasks])
         if workers <= 0:  # auto: a worker's start-up costs about as much as decoding a few files
             workers = min(os.cpu_count() or 1, -(-len(tasks) // _FILES_PER_WORKER))
         with progress_bar(
@@ -325,6 +327,29 @@ class DecodeCache:
         self._save(entries)
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _check_disk(self, sources: list[Path]) -> None:
+        """Refuse, before decoding, songs whose decoded audio cannot fit on the cache's disk.
+
+        Each song costs 2 bytes a sample at the cache's rate, for its whole length (read from
+        its header; a file whose header says nothing, as if it were compressed at
+        :data:`MIN_SOURCE_BYTES_PER_S`: an upper bound for its length)."""
+        from noizenet import audio, limits
+
+        need = 0
+        for src in sources:
+            try:
+                seconds = audio.info(src)["seconds"]
+            except AudioError:
+                seconds = None  # decoding will say what is wrong with it
+            if seconds is None:
+                need += int(src.stat().st_size / MIN_SOURCE_BYTES_PER_S * self.sr) * 2
+            else:
+                need += int(seconds * self.sr) * 2 + 128
+        limits.check(
+            limits.Need(disk=need, disk_path=self.dir),
+            f"decoding {len(sources)} songs into the cache (--cache-dir)",
+        )
 
     @contextlib.contextmanager
     def _locked(self, log: Callable[[str], Any] | None) -> Iterator[None]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shlex
 import shutil
 import signal
@@ -339,6 +340,8 @@ def _train(
         pad=pad_value(spec),
     )
 
+    _check_step_memory(model, streams, config, dist, device)
+
     if info is None:
         info = RunInfo(
             created=now(),
@@ -555,6 +558,23 @@ def _backend_name(dist: Any, device: Any) -> str | None:
     if not dist.enabled:
         return None
     return "nccl" if device.type == "cuda" else "gloo"
+
+
+def _check_step_memory(model: Any, streams: Any, config: Config, dist: Any, device: Any) -> None:
+    """Refuse, before the first step, a batch x chunk whose training step cannot fit in this
+    machine's memory (CPU only: a GPU says so itself, and is caught as out of GPU memory)."""
+    if device.type != "cpu":
+        return
+    from noizenet import limits
+    from noizenet.train.memory import training_memory
+
+    chunk = streams.chunk or int(streams.lengths.max())
+    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if dist.enabled else 1
+    need = ranks_here * training_memory(
+        model, dim=streams.dim, batch=streams.batch // dist.world, chunk=chunk, device=device
+    )
+    what = f"training --batch {config.train.batch} x --chunk {config.train.chunk}"
+    limits.check(limits.Need(memory=need), what)
 
 
 def _build_model(spec: Any) -> Any:
