@@ -272,4 +272,9 @@ def test_run_folders_written_before_families_generate_identical_samples(name, tm
     model = Run.open(run_dir).model()
     assert model.spec.family == "flat"  # its spec has no family key
     takes = generate(run_dir, seed="white", seconds=0.2, random_seed=0, write=False)
-    np.testing.assert_array_equal(takes[0].audio, expected)
+    if name == "mulaw":  # sampled classes: identical on every machine
+        np.testing.assert_array_equal(takes[0].audio, expected)
+    else:  # a regression take is identical on the machine that wrote the fixture; on another
+        # CPU the kernel's vectorised float32 sums round differently (seen: 2e-8 on an EPYC),
+        # far below a 16-bit WAV's step (3e-5)
+        np.testing.assert_allclose(takes[0].audio, expected, rtol=0, atol=1e-7)
