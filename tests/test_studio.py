@@ -384,3 +384,22 @@ def test_train_form_is_checked_before_anything_starts(studio_runs, song_dir):
             {"error": "this run is not training"},
         )
     assert not (studio_runs / "new").exists()
+
+
+def test_train_form_sends_the_preset_and_only_the_fields_typed_beside_it(studio_runs):
+    from noizenet.config import PRESETS
+    from noizenet.studio.app import _train_flags
+
+    with studio(studio_runs) as s:
+        got, body = s.get("/api/presets")
+    assert got == 200 and [p["name"] for p in body["presets"]] == list(PRESETS)
+    assert all(p["help"] for p in body["presets"])
+    # blank fields are the preset's: they must not reach train as flags that override it
+    form = {"preset": "mulaw", "max_time": "10:00", "hidden": "", "lr": "", "model": ""}
+    assert _train_flags(form) == ["--preset", "mulaw", "--max-time", "10:00"]
+    assert _train_flags({"preset": "mulaw", "hidden": "64"}) == [
+        "--preset", "mulaw", "--hidden", "64"
+    ]  # fmt: skip
+    assert _train_flags({"max_time": "90"}) == ["--max-time", "90.0"]
+    with pytest.raises(Exception, match="max_time: expected SECONDS"):
+        _train_flags({"max_time": "1:2:3:4"})

@@ -147,6 +147,8 @@ def test_studio_starts_stops_and_resumes_training(tmp_path, song_dir):
             }
             for name, value in form.items():
                 page.fill(f"#train-form [name={name}]", value)
+            page.select_option("#train-preset", "paper")  # the presets come from the server
+            assert "MSE LSTM" in page.inner_text("#train-preset-help")
             page.click("#train-go")
             status = page.locator("#train-status")
             # the live loss curve: at least one epoch done while the job runs

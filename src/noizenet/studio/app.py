@@ -170,6 +170,11 @@ def create_app(
         return {**job.view(), "takes": [R.run_id(root, p) for p in job.takes]}
 
     # -- training ------------------------------------------------------------------------
+    def list_presets(_request: Request, _body: Any) -> dict[str, Any]:
+        from noizenet.config import PRESETS
+
+        return {"presets": [{"name": n, "help": p.help} for n, p in PRESETS.items()]}
+
     def start_training(_request: Request, body: dict[str, Any]) -> dict[str, Any]:
         name = _field(body, "name", str)
         if not RUN_NAME.match(name):
@@ -227,6 +232,7 @@ def create_app(
         Route("/api/upload", upload, methods=["POST"]),
         Route("/api/generate", api(start_generation, 202), methods=["POST"]),
         Route("/api/generate", api(generation_status)),
+        Route("/api/presets", api(list_presets)),
         Route("/api/train", api(start_training, 202), methods=["POST"]),
         Route("/api/train", api(training_status)),
         Route("/api/train/resume", api(resume_training, 202), methods=["POST"]),
@@ -348,6 +354,8 @@ def _generation_kwargs(
 
 # form field -> config setting: what the Train page sets (flags and types from the config)
 TRAIN_FIELDS = {
+    "preset": "preset",
+    "max_time": "train.max_time",
     "model": "model.cell",
     "codec": "codec.name",
     "hidden": "model.hidden",
@@ -374,7 +382,10 @@ def _train_flags(body: dict[str, Any]) -> list[str]:
         value, spec = body.get(name), specs[dest]
         if value in (None, ""):
             continue
-        if spec.kind is int:
+        if spec.dest == "train.max_time" and isinstance(value, str) and ":" in value:
+            if not re.fullmatch(r"[0-9]{1,4}(:[0-9]{1,2}){1,2}", value):
+                raise R.RefusedError(f"{name}: expected SECONDS or [HH:]MM:SS, not {value!r}")
+        elif spec.kind is int:
             value = _integer(name, value)
         elif spec.kind is float:
             value = _number(name, value)

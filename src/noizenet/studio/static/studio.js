@@ -259,6 +259,18 @@ async function onCompare() {
 
 // -- training ---------------------------------------------------------------------------------
 let trainTimer = null;
+let presets = [];
+
+async function loadPresets() {
+  try { presets = (await api("/api/presets")).presets; } catch (err) { say("train-status", err.message, true); return; }
+  $("train-preset").append(...presets.map((p) => h("option", {value: p.name}, p.name)));
+  showPresetHelp();
+}
+
+function showPresetHelp() {
+  const p = presets.find((x) => x.name === $("train-preset").value);
+  $("train-preset-help").textContent = p ? p.help : "the paper's settings (the defaults)";
+}
 
 async function onTrain(event) {
   event.preventDefault();
@@ -332,7 +344,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("train-stop").addEventListener("click", onStop);
   $("train-resume").addEventListener("click", onResume);
   $("train-run").addEventListener("change", pollTraining);
-  await loadRuns();
+  $("train-preset").addEventListener("change", showPresetHelp);
+  await Promise.all([loadRuns(), loadPresets()]);
   onGenRun();
   document.body.dataset.ready = "1";
 });
