@@ -28,6 +28,7 @@ from noizenet.config import (
     parse_duration,
     split_list,
 )
+from noizenet.demo import DEMO_EPOCHS, DEMO_SECONDS
 from noizenet.errors import ConfigError, NoizeNetError
 
 EXIT_USAGE = 2
@@ -66,7 +67,9 @@ _PARSED_FLAGS = {
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     """One flag per config field, generated from :mod:`noizenet.config`."""
-    p.add_argument("--config", type=Path, help="TOML config to start from (flags override it)")
+    p.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML config to start from (flags override it)"
+    )
     groups: dict[str, Any] = {}
     for spec in flag_specs():
         section = spec.dest.split(".")[0] if "." in spec.dest else "run"
@@ -231,10 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
         "same settings and, beside them, a mu-law LSTM (a categorical head); reproduce a "
         "held-out song with each, generate from every seed kind and write every figure.",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder")
-    p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     p.add_argument(
-        "--seconds", type=float, default=None, help="override the generated length in seconds"
+        "--out", type=Path, default=Path("runs/demo"), help="demo folder (default: runs/demo)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help=f"epochs of each model (default: {DEMO_EPOCHS})"
+    )
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help=f"seconds of each take and reproduction (default: {DEMO_SECONDS:g})",
     )
     p.add_argument("--force", action="store_true", help="overwrite an earlier demo")
     _add_random_seed(p, "random_seed", 0)
@@ -314,8 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--song", type=Path, required=True, help="audio file to reproduce")
-    p.add_argument("--seconds", type=float, default=10.0, help="length to reproduce")
-    p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
+    p.add_argument("--seconds", type=float, default=10.0, help="length to reproduce (default: 10)")
+    p.add_argument(
+        "--offset", type=float, default=0.0, help="start this many seconds in (default: 0)"
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -397,7 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="folder for the PNGs (default: beside the file)"
     )
     p.add_argument("--seconds", type=float, default=None, help="only the first SECONDS")
-    p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
+    p.add_argument(
+        "--offset", type=float, default=0.0, help="start this many seconds in (default: 0)"
+    )
     p = sub.add_parser(
         "bench",
         parents=[common],
@@ -459,7 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     """The data settings of ``train`` (filters, songs, seconds, cache) and --seed, --config."""
-    p.add_argument("--config", type=Path, help="TOML config to start from (flags override it)")
+    p.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML config to start from (flags override it)"
+    )
     p.add_argument("--seed", dest="seed", type=int, action=_DeprecatedSeed, help=argparse.SUPPRESS)
     for spec in flag_specs():
         if spec.dest == "data.source" or not (spec.dest.startswith("data.") or spec.dest == "seed"):
