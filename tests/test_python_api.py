@@ -7,7 +7,6 @@ import types
 
 import pytest
 
-import noizenet
 from noizenet.errors import NoizeNetError
 
 
