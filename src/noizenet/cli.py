@@ -235,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         "held-out song with each, generate from every seed kind and write every figure.",
     )
     p.add_argument(
-        "--out", type=Path, default=Path("runs/demo"), help="demo folder (default: runs/demo)"
+        "--out",
+        type=Path,
+        default=Path("runs/demo"),
+        metavar="DIR",
+        help="demo folder (default: runs/demo)",
     )
     p.add_argument(
         "--epochs", type=int, default=None, help=f"epochs of each model (default: {DEMO_EPOCHS})"
@@ -257,7 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration; every flag maps to one config field.",
     )
     p.add_argument(
-        "--out", type=Path, default=None, help="run folder (default: runs/CELL-hHIDDEN-sSEED)"
+        "--out",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="run folder (default: runs/CELL-hHIDDEN-sSEED)",
     )
     p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
     p.add_argument(
@@ -323,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
         "one-step predictions (the paper's reproduction, figures 23-25).",
     )
     p.add_argument("run", type=Path, help="run folder")
-    p.add_argument("--song", type=Path, required=True, help="audio file to reproduce")
+    p.add_argument(
+        "--song", type=Path, required=True, metavar="FILE", help="audio file to reproduce"
+    )
     p.add_argument("--seconds", type=float, default=10.0, help="length to reproduce (default: 10)")
     p.add_argument(
         "--offset", type=float, default=0.0, help="start this many seconds in (default: 0)"
@@ -332,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="WAV file, replaced whole if it exists (default: RUN/audio/reproduction_SONG.wav, "
-        "or SONG_1, SONG_2, ... if taken)",
+        metavar="FILE",
+        help="WAV file, replaced whole if it exists (default: RUN/audio/reproduction_SONG.wav; "
+        "a default name never replaces an earlier one: a taken name gets _1, _2, ...)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not draw the comparison")
 
@@ -351,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument(
         "--data",
+        metavar="SOURCE",
         default=None,
         help="folder or 'embedded' with held-out audio; tracks the run trained on are left out "
         "(default: the run's validation tracks)",
@@ -379,7 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("name", help="experiment name, or 'all'")
     q.add_argument(
-        "--data", default="embedded", help="folder of songs, or 'embedded' (default: embedded)"
+        "--data",
+        metavar="SOURCE",
+        default="embedded",
+        help="folder of songs, or 'embedded' (default: embedded)",
     )
     q.add_argument(
         "--scale",
@@ -392,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("runs/experiments"),
-        help="output folder (default: runs/experiments)",
+        metavar="OUT",
+        help="output folder: OUT/NAME/ per experiment, OUT/runs/ for trained runs "
+        "(default: runs/experiments)",
     )
     _add_random_seed(q, "random_seed", 0)
     q.add_argument("--fresh", action="store_true", help="retrain runs already in OUT/runs")
@@ -406,7 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", type=Path, help="audio file")
     p.add_argument(
-        "--out", type=Path, default=None, help="folder for the PNGs (default: beside the file)"
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the PNGs (default: beside the file)",
     )
     p.add_argument("--seconds", type=float, default=None, help="only the first SECONDS")
     p.add_argument(
