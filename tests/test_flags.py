@@ -194,3 +194,17 @@ def test_help_texts_say_what_the_verbs_do(capsys):
         main(["generate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "gen_perlin_e10_t1_v0.wav" in text and "gen_perlin_e10_v0.wav" in text
+
+
+def test_every_flag_with_a_default_shows_it():
+    """A flag whose value is not 'unset' says its default in --help (issue 17: demo --out,
+    reproduce --seconds and --offset, plot --offset did not)."""
+    missing = []
+    for verb, flag, action in visible_flags():
+        if action.nargs == 0 or action.default is None or action.default is argparse.SUPPRESS:
+            continue  # switches, and values the verb fills in itself (their help says which)
+        if "(default:" not in action.help:
+            missing.append((verb, flag, action.default))
+    assert not missing, missing
+    help_of = {(v, f): a.help for v, f, a in visible_flags()}
+    assert help_of[("noizenet demo", "--epochs")].endswith("(default: 5)")

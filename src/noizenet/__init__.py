@@ -12,6 +12,8 @@ Heavy modules (torch, librosa) are imported on first use, so ``import noizenet``
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 from noizenet.config import Config, GenerationConfig
@@ -72,3 +74,28 @@ def demo(out: Any = "runs/demo", **kwargs: Any) -> Any:
     from noizenet.demo import run_demo
 
     return run_demo(out, **kwargs)
+
+
+# ``noizenet.train``, ``noizenet.generate`` and ``noizenet.demo`` name both a function above and
+# a subpackage. Importing the subpackage (which the function itself does) makes Python set the
+# package's attribute to the module, and a second ``noizenet.train(...)`` would then fail with
+# "'module' object is not callable". So the subpackage, once imported, is made callable: calling
+# it calls the function, and it stays the module for ``import noizenet.train.trainer as t``.
+_TWINS = {"train": train, "generate": generate, "demo": demo}
+
+
+class _CallableModule(types.ModuleType):
+    """A subpackage that, called, runs the API function of the same name."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _TWINS[self.__name__.rpartition(".")[2]](*args, **kwargs)
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _TWINS and isinstance(value, types.ModuleType):
+            value.__class__ = _CallableModule
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -28,6 +28,7 @@ from noizenet.config import (
     parse_duration,
     split_list,
 )
+from noizenet.demo import DEMO_EPOCHS, DEMO_SECONDS
 from noizenet.errors import ConfigError, NoizeNetError
 
 EXIT_USAGE = 2
@@ -66,7 +67,9 @@ _PARSED_FLAGS = {
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     """One flag per config field, generated from :mod:`noizenet.config`."""
-    p.add_argument("--config", type=Path, help="TOML config to start from (flags override it)")
+    p.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML config to start from (flags override it)"
+    )
     groups: dict[str, Any] = {}
     for spec in flag_specs():
         section = spec.dest.split(".")[0] if "." in spec.dest else "run"
@@ -231,10 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
         "same settings and, beside them, a mu-law LSTM (a categorical head); reproduce a "
         "held-out song with each, generate from every seed kind and write every figure.",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder")
-    p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     p.add_argument(
-        "--seconds", type=float, default=None, help="override the generated length in seconds"
+        "--out",
+        type=Path,
+        default=Path("runs/demo"),
+        metavar="DIR",
+        help="demo folder (default: runs/demo)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help=f"epochs of each model (default: {DEMO_EPOCHS})"
+    )
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help=f"seconds of each take and reproduction (default: {DEMO_SECONDS:g})",
     )
     p.add_argument("--force", action="store_true", help="overwrite an earlier demo")
     _add_random_seed(p, "random_seed", 0)
@@ -247,7 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration; every flag maps to one config field.",
     )
     p.add_argument(
-        "--out", type=Path, default=None, help="run folder (default: runs/CELL-hHIDDEN-sSEED)"
+        "--out",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="run folder (default: runs/CELL-hHIDDEN-sSEED)",
     )
     p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
     p.add_argument(
@@ -313,15 +331,20 @@ def build_parser() -> argparse.ArgumentParser:
         "one-step predictions (the paper's reproduction, figures 23-25).",
     )
     p.add_argument("run", type=Path, help="run folder")
-    p.add_argument("--song", type=Path, required=True, help="audio file to reproduce")
-    p.add_argument("--seconds", type=float, default=10.0, help="length to reproduce")
-    p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
+    p.add_argument(
+        "--song", type=Path, required=True, metavar="FILE", help="audio file to reproduce"
+    )
+    p.add_argument("--seconds", type=float, default=10.0, help="length to reproduce (default: 10)")
+    p.add_argument(
+        "--offset", type=float, default=0.0, help="start this many seconds in (default: 0)"
+    )
     p.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="WAV file, replaced whole if it exists (default: RUN/audio/reproduction_SONG.wav, "
-        "or SONG_1, SONG_2, ... if taken)",
+        metavar="FILE",
+        help="WAV file, replaced whole if it exists (default: RUN/audio/reproduction_SONG.wav; "
+        "a default name never replaces an earlier one: a taken name gets _1, _2, ...)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not draw the comparison")
 
@@ -339,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument(
         "--data",
+        metavar="SOURCE",
         default=None,
         help="folder or 'embedded' with held-out audio; tracks the run trained on are left out "
         "(default: the run's validation tracks)",
@@ -367,7 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("name", help="experiment name, or 'all'")
     q.add_argument(
-        "--data", default="embedded", help="folder of songs, or 'embedded' (default: embedded)"
+        "--data",
+        metavar="SOURCE",
+        default="embedded",
+        help="folder of songs, or 'embedded' (default: embedded)",
     )
     q.add_argument(
         "--scale",
@@ -380,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("runs/experiments"),
-        help="output folder (default: runs/experiments)",
+        metavar="OUT",
+        help="output folder: OUT/NAME/ per experiment, OUT/runs/ for trained runs "
+        "(default: runs/experiments)",
     )
     _add_random_seed(q, "random_seed", 0)
     q.add_argument("--fresh", action="store_true", help="retrain runs already in OUT/runs")
@@ -394,10 +423,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", type=Path, help="audio file")
     p.add_argument(
-        "--out", type=Path, default=None, help="folder for the PNGs (default: beside the file)"
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the PNGs (default: beside the file)",
     )
     p.add_argument("--seconds", type=float, default=None, help="only the first SECONDS")
-    p.add_argument("--offset", type=float, default=0.0, help="start this many seconds in")
+    p.add_argument(
+        "--offset", type=float, default=0.0, help="start this many seconds in (default: 0)"
+    )
     p = sub.add_parser(
         "bench",
         parents=[common],
@@ -459,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     """The data settings of ``train`` (filters, songs, seconds, cache) and --seed, --config."""
-    p.add_argument("--config", type=Path, help="TOML config to start from (flags override it)")
+    p.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML config to start from (flags override it)"
+    )
     p.add_argument("--seed", dest="seed", type=int, action=_DeprecatedSeed, help=argparse.SUPPRESS)
     for spec in flag_specs():
         if spec.dest == "data.source" or not (spec.dest.startswith("data.") or spec.dest == "seed"):

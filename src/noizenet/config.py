@@ -226,7 +226,7 @@ class TrainConfig:
         False,
         "torch.compile the model's training forward pass; off by default: the recurrent "
         "layer is already one fused kernel (cuDNN, oneDNN) that compiling leaves alone, and "
-        "on CPU it measured no faster (README, 'Training on many GPUs')",
+        "on CPU it measured no faster (docs: guide/scale-out.md)",
     )
     checkpoint_every: int = _f(
         100,

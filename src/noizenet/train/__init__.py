@@ -143,10 +143,17 @@ def train(
     attach : called with the :class:`~noizenet.train.trainer.Trainer` before training starts, to
         hang callbacks on it (``on_step``, ``on_epoch``, ``on_checkpoint``, ``on_event``)
 
-    Returns the opened :class:`~noizenet.run.Run`. SIGINT or SIGTERM during training save a
-    checkpoint at the next step boundary and raise
-    :class:`~noizenet.errors.TrainingInterruptedError`; training that keeps diverging raises
-    :class:`~noizenet.errors.TrainingDivergedError`.
+    Returns
+    -------
+    Run
+        the opened :class:`~noizenet.run.Run`
+
+    Raises
+    ------
+    TrainingInterruptedError
+        on SIGINT or SIGTERM, after saving a checkpoint at the next step boundary
+    TrainingDivergedError
+        when training keeps diverging
 
     Example
     -------
