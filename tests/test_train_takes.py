@@ -141,3 +141,17 @@ def test_every_player_of_the_timeline_plays_in_headless_chromium(sampled_run, tm
     assert len(players) == 4
     for a in players:
         assert a["error"] is None and a["duration"] > 0, f"audio not playable: {a}"
+
+
+def test_a_take_that_fails_is_said_and_training_goes_on(tiny_config, tmp_path, monkeypatch):
+    from noizenet.train.takes import TrainingTakes
+
+    def full_disk(self, model, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TrainingTakes, "make", full_disk)
+    lines: list[str] = []
+    run = train(tiny_config, tmp_path / "run", progress=False, log=lines.append)
+    assert run.info.status == "complete"
+    assert "No space left on device" in run.metrics()[-1]["takes_problem"]
+    assert any("takes after epoch 2 not made" in line for line in lines)

@@ -423,7 +423,13 @@ def _train(
 
     def make_takes(model: Any, epochs: int, step: int = 0) -> dict[str, Any]:
         assert takes is not None
-        made = takes.make(model, epochs=epochs, step=step)
+        try:
+            made = takes.make(model, epochs=epochs, step=step)
+        except (NoizeNetError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+            # a take is a by-product: one that fails (a full disk, a family's kernel) is said
+            # and recorded, and training goes on
+            log(f"takes after epoch {epochs} not made: {one_line(exc)}")
+            return {"takes_problem": one_line(exc)}
         said = ", ".join(
             f"{t['seed']} {t.get('problem') or _collapse(t.get('collapse_s'))}"
             for t in made["takes"]
@@ -522,7 +528,6 @@ def _train(
     if trainer.stopped:  # mid-epoch too: the run folder generates from where training stopped
         save_weights(out / "model.safetensors", trainer.model)
         event = {"event": trainer.stopped, "epoch": trainer.epoch + 1, "step": trainer.step}
-        # the run's end: its takes, unless the epoch it stopped after already has them
         event.update(stop_takes)
         writer.events.append(event)
         log(
