@@ -25,8 +25,10 @@ import numpy as np
 from noizenet.analysis.metrics import audio_stats
 from noizenet.audio import write as write_wav
 from noizenet.config import GenerationConfig, SeedSpec, TrainConfig
+from noizenet.errors import NoizeNetError
 from noizenet.generate import generate_audio
 from noizenet.generate.seeds import make_seed
+from noizenet.models import family_of
 from noizenet.run import TakeName, take_name
 from noizenet.sampling import Injection
 
@@ -62,8 +64,16 @@ class TrainingTakes:
 
         Returns ``{"takes": [one record per take], "takes_s": wall seconds}``; a take whose
         samples are not finite (a diverging model) is recorded with a ``problem``, unwritten.
+        A family without a fast kernel gets no takes (:class:`NoizeNetError`): they would cost
+        more than the training.
         """
         t0 = time.perf_counter()
+        family = family_of(model.spec)
+        if family.kernel(model) is None:  # 2 takes of 3 s took 33 s on the test's family
+            raise NoizeNetError(
+                f"the {family.NAME} family has no fast generation kernel, and its one-step "
+                "reference path runs far slower than real time"
+            )
         rng = np.random.default_rng([self.seed, epochs, step, 0x7A4E])
         white = make_seed(
             SeedSpec("white"), seconds=SEED_SECONDS, sr=self.sr, rms=self.train_rms, rng=rng
