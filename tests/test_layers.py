@@ -17,9 +17,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("noizenet", "__main__", "cli", "demo", "bench", "studio"),  # verbs (noizenet: the API)
     ("experiments",),
     ("report",),
+    # training makes and measures takes as it goes (generation, analysis's metrics), so it sits
+    # above both; it never draws a figure (test_training_draws_no_figures)
+    ("train",),
     ("analysis",),
     ("generate",),
-    ("train",),
     ("run",),
     ("models",),
     ("codecs",),
@@ -171,6 +173,29 @@ def test_imports_sit_at_module_top_unless_heavy():
         and not (layer(m) == VERBS and t.startswith("noizenet"))
     ]
     assert not lazy, "\n".join(lazy)
+
+
+FIGURE_MODULES = ("noizenet.analysis.figures", "noizenet.report")
+
+
+def test_training_draws_no_figures():
+    """DESIGN.md: training writes weights, metrics, events and takes, never figures; the verb
+    that trained draws them. No module of train reaches the figures, even through others."""
+    reached = []
+    for m in MODULES:
+        if layer(m) != layer("noizenet.train"):
+            continue
+        seen, todo = set(), [m]
+        while todo:
+            t = todo.pop()
+            if t in seen:
+                continue
+            seen.add(t)
+            if t.startswith(FIGURE_MODULES):
+                reached.append(f"{m} reaches {t}")
+                break
+            todo += [i for i, _, line in internal(t) if not is_version(t, i, line)]
+    assert not reached, "\n".join(reached)
 
 
 def test_the_checks_see_what_they_are_for(tmp_path, monkeypatch):

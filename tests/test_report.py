@@ -30,6 +30,7 @@ import tomli_w
 from noizenet.cli import main
 from noizenet.report import write_report
 from noizenet.report.markup import Html, el, esc
+from noizenet.run import read_metrics
 
 # Strings an attacker controls: FMA titles and artists, track ids, file names, config strings.
 TITLE = "<script>window.__pwned = 'title'; alert(1)</script>"
@@ -109,11 +110,12 @@ def test_report_shows_every_part_and_escapes_outside_strings(hostile_run, tmp_pa
     for payload in (TITLE, TRACK_ID, ARTIST, FILE_STEM + ".wav", CONFIG_STRING, CACHE_DIR):
         assert payload in text, payload
 
-    # an audio player for every WAV of the run and one for the original song, each resolving
-    # to a real file beside the page
+    # an audio player for every WAV of the run (two of them the takes made at the end of
+    # training) and one for the original song, each resolving to a real file beside the page
     audio = [a["src"] for t, a in page.tags if t == "audio"]
     wavs = sorted((hostile_run / "audio").glob("*.wav"))
-    assert len(wavs) == 3 and len(audio) == len(wavs) + 1
+    trained = {t["file"].removeprefix("audio/") for t in read_metrics(hostile_run)[-1]["takes"]}
+    assert len(wavs) == 5 and len(trained) == 2 and len(audio) == len(wavs) + 1
     resolved = {(out.parent / unquote(src)).resolve() for src in audio}
     assert {w.resolve() for w in wavs} <= resolved
     original = next(p for p in resolved if p.name.startswith("original_"))
@@ -125,8 +127,9 @@ def test_report_shows_every_part_and_escapes_outside_strings(hostile_run, tmp_pa
     assert all(a.get("alt") for a in imgs)
     assert all((out.parent / unquote(a["src"])).is_file() for a in imgs)
     srcs = " ".join(unquote(a["src"]) for a in imgs)
-    for wav in wavs:
-        assert f"{wav.stem}_views.png" in srcs, wav.name
+    for wav in wavs:  # the training takes' timeline has small spectrograms instead
+        suffix = "strip" if wav.name in trained else "views"
+        assert f"{wav.stem}_{suffix}.png" in srcs, wav.name
     assert "figures/loss.png" in srcs
     rep = next(w for w in wavs if w.stem.startswith("reproduction_"))
     assert (hostile_run / "figures" / f"{rep.stem}_views.png").is_file()

@@ -31,7 +31,14 @@ def _values(acc, tag):
 def test_training_writes_every_curve(tiny_config, tmp_path):
     from noizenet.train import train
 
-    cfg = tiny_config.with_overrides({"train.tensorboard": True, "train.epochs": 2})
+    cfg = tiny_config.with_overrides(
+        {
+            "train.tensorboard": True,
+            "train.epochs": 2,
+            "train.sample_every": 1,
+            "train.sample_seconds": 0.2,
+        }
+    )
     steps = []  # every step the trainer took, as another logger sees them
 
     def count(trainer):
@@ -52,6 +59,17 @@ def test_training_writes_every_curve(tiny_config, tmp_path):
     norms = [v for _, v in _values(acc, "step/grad_norm")]
     assert len(norms) == len(losses) and all(n > 0 and math.isfinite(n) for n in norms)
     assert [v for _, v in _values(acc, "step/lr")] == pytest.approx([0.01] * len(steps))
+    # the training takes of both epochs, by epoch, as audio and spectrogram images
+    seeds = [t["seed"] for t in records[0]["takes"]]
+    assert {f"takes/{s}" for s in seeds} == set(acc.Tags()["audio"])
+    assert {f"takes/{s}/spectrogram" for s in seeds} == set(acc.Tags()["images"])
+    for seed in seeds:
+        audio = acc.Audio(f"takes/{seed}")
+        assert [(a.step, a.sample_rate, a.length_frames) for a in audio] == [
+            (1, run.sr, round(0.2 * run.sr)),
+            (2, run.sr, round(0.2 * run.sr)),
+        ]
+        assert [i.step for i in acc.Images(f"takes/{seed}/spectrogram")] == [1, 2]
 
 
 def _fake_trainer(loss_name="ce"):

@@ -252,6 +252,18 @@ class TrainConfig:
         False,
         "also write live curves to RUN/tb/ for TensorBoard (pip install noizenet[tensorboard])",
     )
+    sample_every: int = _f(
+        0,
+        "also make training takes (RUN/audio/, metrics.jsonl, the report's timeline) every N "
+        "epochs; 0: only at the end of the run",
+        minimum=0,
+    )
+    sample_seconds: float = _f(
+        3.0,
+        "seconds of each training take, generated from white noise and from a validation "
+        "song after a 0.5 s seed; 0: no training takes at all",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ __all__ = [
     "plot_envelope",
     "plot_spectrogram",
     "plot_waveform",
+    "spectrogram_strip",
 ]
 
 DPI = 100
@@ -542,6 +543,35 @@ def audio_figures(
             pixels.append(np.asarray(fig.canvas.buffer_rgba()).copy())
     paths.append(_save_pixels(np.concatenate(pixels), out_dir / f"{stem}_views.png"))
     return paths
+
+
+#: A strip: one small log-frequency spectrogram (400 x 150 px), fixed margins for its axes.
+STRIP_SIZE = (4.0, 1.5)
+STRIP_MARGINS = {"left": 0.15, "right": 0.98, "bottom": 0.28, "top": 0.96}
+
+
+def spectrogram_strip(y: Any, *, sr: float, out: Path | str) -> Path:
+    """Write a small log-frequency spectrogram of ``y`` to ``out`` (PNG, 400 x 150 px).
+
+    For rows of takes compared by eye (the report's timeline of training takes): no title and
+    no colour bar, the dB scale of :func:`audio_figures` (-80 to 0 dB under the loudest bin).
+    """
+    y = views.validate_signal(y)
+    sr = views._check_sr(sr)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    S_db, pooled = _spectrogram_db(y)
+    with _figure(STRIP_SIZE, layout=None) as fig:
+        ax = fig.add_subplot()
+        fig.subplots_adjust(**STRIP_MARGINS)
+        _draw_spectrogram(
+            ax, S_db, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH, duration=_duration(y, sr),
+            scale="log", pooled=pooled,
+        )  # fmt: skip
+        ax.tick_params(labelsize=8)
+        ax.xaxis.label.set_size(8)
+        ax.yaxis.label.set_size(8)
+        return _save(fig, out)
 
 
 #: Margins of one 1000 x 300 px panel (fractions): room for the axis labels and colour bar.

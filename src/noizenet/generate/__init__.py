@@ -5,6 +5,7 @@ Also the paper's "reproduction" (figures 23-25): teacher-forced one-step predict
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,36 @@ def generate(
             )
         takes.append(take)
     return takes
+
+
+def generate_audio(
+    model: Any, codec: Any, seeds: Sequence[np.ndarray], config: GenerationConfig, *, sr: int
+) -> np.ndarray:
+    """Prime ``model`` on each seed's audio and run it free for ``config.seconds``: one take
+    per seed, (len(seeds), samples) float32 at ``sr``, in memory.
+
+    The entry for callers that hold a model and codec rather than a run folder (training's
+    takes): nothing is read or written. The seeds are given, so ``config.seed`` and
+    ``config.variations`` are not used; injection, temperature (one schedule per seed), top-p
+    and ``random_seed`` are. Seeds of different lengths are primed on the shortest one's
+    length. A diverged model may return non-finite samples: the caller decides what to do.
+    """
+    from noizenet.codecs import steps_for
+
+    if not seeds:
+        raise ValueError("generate_audio: no seeds")
+    check_head(config, categorical=model.spec.categorical)
+    rng = np.random.default_rng(config.random_seed)
+    temps = temperature_schedules(config.temperature, len(seeds))
+    injection = Injection.parse(config.inject)
+    n = round(config.seconds * sr)
+    t_seed = min(s.size for s in seeds)
+    stats = [codec.stats_for(s) for s in seeds]
+    forced = np.stack([codec.encode(s[:t_seed], st) for s, st in zip(seeds, stats, strict=True)])
+    values = _free_run(
+        model, codec, forced, steps_for(codec, n), injection, temps, config.top_p, rng
+    )
+    return np.stack([_decode(codec, v, st, n) for v, st in zip(values, stats, strict=True)])
 
 
 def check_head(cfg: GenerationConfig, *, categorical: bool) -> None:

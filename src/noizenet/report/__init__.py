@@ -37,13 +37,15 @@ from noizenet.errors import NoizeNetError
 from noizenet.io import atomic_write_text
 from noizenet.progress import progress_bar
 from noizenet.report.folder import (
+    STRIP_SUFFIX,
     VIEW_SUFFIXES,
     RunFolder,
+    TimelinePoint,
     describe_take,
     flatten,
     read_run,
 )
-from noizenet.report.markup import Html, dotted, el, join, key_values, table
+from noizenet.report.markup import Html, dotted, el, fmt, join, key_values, table
 from noizenet.run import parse_take_name
 
 __all__ = ["default_report_path", "finish_run", "write_report", "write_run_report"]
@@ -312,13 +314,17 @@ class _Page:
         parts += [el("p", p, class_="problem") for p in run.problems]
         parts += [el("h3", "Metrics"), el("div", self._metrics(run), class_="columns")]
         parts += [el("h3", "Loss curves"), self._loss(run)]
-        if run.evaluation is not None:
-            parts += [el("h3", "Evaluation"), _json_view(run.evaluation)]
+        timeline = run.timeline()
+        in_timeline = {t.wav for p in timeline for t in p.takes if t.wav is not None}
+        takes = [w for w in run.takes if w not in in_timeline]
         shown: set[Path] = set()
-
         with progress_bar(
             total=len(run.wavs), desc="report", unit="wav", disable=not self.progress
         ) as bar:
+            if timeline:
+                parts += [el("h3", "Takes during training"), self._timeline(run, timeline, bar)]
+            if run.evaluation is not None:
+                parts += [el("h3", "Evaluation"), _json_view(run.evaluation)]
             if run.reproductions:
                 parts.append(el("h3", "Reproduction"))
                 parts.append(
@@ -332,10 +338,10 @@ class _Page:
                 for wav in run.reproductions:
                     parts.append(self._reproduction(run, wav, shown))
                     bar.update(1)
-            if run.takes:
+            if takes:
                 parts.append(el("h3", "Generated takes"))
                 cards = []
-                for wav in run.takes:
+                for wav in takes:
                     cards.append(self._take(run, wav, shown))
                     bar.update(1)
                 parts.append(el("div", *cards, class_="grid"))
@@ -367,7 +373,8 @@ class _Page:
                 )
             )
         if run.metrics:
-            keys = _union_keys(run.metrics)
+            # the training takes' figures are in the timeline
+            keys = [k for k in _union_keys(run.metrics) if k != "takes"]
             if "epoch" in keys:
                 keys.remove("epoch")
                 keys.insert(0, "epoch")
@@ -403,6 +410,84 @@ class _Page:
             caption="Training (solid) and validation (dashed) loss per epoch",
             alt=f"Training and validation loss per epoch of run {run.path.name}",
         )
+
+    def _timeline(self, run: RunFolder, points: list[TimelinePoint], bar: Any) -> Html:
+        """One row per point of training that made takes: epoch, validation loss, and per
+        seed a player, a spectrogram and the take's figures, so the model is heard improving."""
+        seeds = list(dict.fromkeys(t.seed for p in points for t in p.takes))
+        rows = []
+        for p in points:
+            by_seed = {t.seed: t for t in p.takes}
+            cells: list[Any] = [
+                f"{p.epochs} + {p.step} steps" if p.step else p.epochs,
+                p.val_loss,
+            ]
+            for seed in seeds:
+                take = by_seed.get(seed)
+                cells.append(self._timeline_take(run, take) if take else "-")
+                bar.update(1 if take is not None and take.wav is not None else 0)
+            rows.append(cells)
+        seconds = next(
+            (t.figures.get("seconds") for p in points for t in p.takes if t.figures), None
+        )
+        note = el(
+            "p",
+            "Made while training (train --sample-every N, and at the end of every run): the "
+            "model primed for half a second on white noise and on the start of a validation "
+            f"song, then running free{f' for {seconds:g} s' if seconds else ''}. Collapse: "
+            "when the take goes quiet or loops (never: it kept playing).",
+            class_="note",
+        )
+        header = ["epoch", "val loss", *(f"seed {s}" for s in seeds)]
+        return join([note, table(header, rows, caption="Training takes (metrics.jsonl)")])
+
+    def _timeline_take(self, run: RunFolder, take: Any) -> Html:
+        figures = take.figures
+        collapse = figures.get("collapse_s", "-")
+        if isinstance(collapse, int | float):
+            collapse = f"{collapse:.2f} s"
+        said = [
+            f"collapse {'never' if collapse is None else collapse}",
+            f"flatness {fmt(figures.get('flatness'))}",
+            f"RMS {fmt(figures.get('rms'))}",
+        ]
+        parts: list[Any] = []
+        if take.wav is not None:
+            parts.append(self._audio(take.wav))
+            strip = self._strip(run, take.wav)
+            parts.append(
+                self._img(strip, alt=f"Spectrogram of {take.wav.name}")
+                if isinstance(strip, Path)
+                else el("p", strip, class_="problem")
+            )
+        if take.problem:
+            parts.append(el("p", take.problem, class_="problem"))
+        parts.append(el("span", ", ".join(said), class_="note"))
+        return el("div", *parts, class_="take")
+
+    def _strip(self, run: RunFolder, wav: Path) -> Path | str:
+        """A training take's small spectrogram, drawn now unless one newer than the WAV is
+        there (a resumed run writes its takes again); a reason on failure."""
+        from noizenet.analysis.figures import spectrogram_strip
+        from noizenet.audio import load
+
+        name = f"{wav.stem}_{STRIP_SUFFIX}.png"
+        for folder in (run.path / "figures", self.assets.dir):
+            png = folder / name
+            if png.is_file() and png.stat().st_mtime >= wav.stat().st_mtime:
+                return png
+        try:
+            y = load(wav, sr=_sr(run))
+        except NoizeNetError as exc:
+            return f"spectrogram not drawn: {exc}"
+        for folder in (run.path / "figures", self.assets.dir):
+            try:
+                return spectrogram_strip(y, sr=_sr(run), out=folder / name)
+            except OSError:
+                continue  # a read-only run folder: draw beside the report instead
+            except ValueError as exc:
+                return f"spectrogram not drawn: {exc}"
+        return "spectrogram not drawn: no writable folder"
 
     def _take(self, run: RunFolder, wav: Path, shown: set[Path]) -> Html:
         meta = describe_take(wav.stem)
@@ -668,7 +753,7 @@ def _belongs_to_wav(png: Path, run: RunFolder) -> bool:
     if png.name == "loss.png" and png.parent.name == "figures":
         return True
     stems = {w.stem for w in run.wavs}
-    for suffix in VIEW_SUFFIXES:
+    for suffix in (*VIEW_SUFFIXES, STRIP_SUFFIX):
         if png.stem.endswith("_" + suffix) and png.stem[: -len(suffix) - 1] in stems:
             return True
     return png.parent.name == "audio" and png.stem in stems  # a reproduction's comparison

@@ -14,12 +14,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from noizenet.run import RunInfo, parse_take_name, read_metrics, read_run_info, require_run_folder
+from noizenet.run import (
+    RunInfo,
+    parse_take_name,
+    read_events,
+    read_metrics,
+    read_run_info,
+    require_run_folder,
+)
 from noizenet.run.takes import REPRODUCTION_PREFIX
 
 #: Suffixes :func:`noizenet.analysis.figures.audio_figures` adds to a stem; ``views`` combines
 #: the other four.
 VIEW_SUFFIXES = ("views", "waveform", "envelope", "spectrogram", "spectrogram_log")
+#: The suffix of a training take's small spectrogram, drawn by the report for its timeline.
+STRIP_SUFFIX = "strip"
+
+
+@dataclass
+class TimelineTake:
+    """One training take as recorded: its seed, its WAV (None when the record names no file of
+    this run's ``audio/``) and its figures (collapse time, flatness, RMS, ...)."""
+
+    seed: str
+    wav: Path | None
+    figures: dict[str, Any]
+    problem: str | None = None
+
+
+@dataclass
+class TimelinePoint:
+    """The takes made at one point of training: after ``epochs`` epochs, and ``step`` steps
+    into the next one for a run stopped at its time limit (0 otherwise)."""
+
+    epochs: int
+    step: int
+    val_loss: float | None
+    takes: list[TimelineTake]
 
 
 @dataclass
@@ -34,6 +65,7 @@ class RunFolder:
     wavs: list[Path] = field(default_factory=list)
     pngs: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # unreadable optional files, shown
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def takes(self) -> list[Path]:
@@ -42,6 +74,41 @@ class RunFolder:
     @property
     def reproductions(self) -> list[Path]:
         return [w for w in self.wavs if w.stem.startswith(REPRODUCTION_PREFIX)]
+
+    def timeline(self) -> list[TimelinePoint]:
+        """The takes made during training (``train --sample-every``), in training order: from
+        the epochs' records in ``metrics.jsonl`` and a time-limit stop's event."""
+        points = []
+        for r in self.metrics:
+            if isinstance(r.get("takes"), list) and isinstance(r.get("epoch"), int):
+                val = r.get("val_loss")
+                val = val if isinstance(val, int | float) and not isinstance(val, bool) else None
+                points.append(TimelinePoint(r["epoch"], 0, val, self._takes(r["takes"])))
+        for e in self.events:
+            epoch, step = e.get("epoch"), e.get("step")
+            if (
+                isinstance(e.get("takes"), list)
+                and isinstance(epoch, int)
+                and isinstance(step, int)
+            ):
+                points.append(TimelinePoint(epoch - 1, step, None, self._takes(e["takes"])))
+        return sorted(points, key=lambda p: (p.epochs, p.step))
+
+    def _takes(self, records: list[Any]) -> list[TimelineTake]:
+        """Each record's WAV only by its plain name in this run's ``audio/``: a record cannot
+        point the page (or an inlined report) at any other file."""
+        wavs = {w.name: w for w in self.wavs}
+        out = []
+        for r in records:
+            if not isinstance(r, dict):
+                continue
+            wav = wavs.get(Path(str(r.get("file", ""))).name)
+            figures = {k: v for k, v in r.items() if k not in ("seed", "file", "problem")}
+            problem = r.get("problem")
+            if wav is None and problem is None:
+                problem = f"{r.get('file')}: not in this run's audio folder"
+            out.append(TimelineTake(str(r.get("seed", "?")), wav, figures, problem))
+        return out
 
     def corpus_entries(self) -> list[dict[str, Any]]:
         return self.info.tracks("train") + self.info.tracks("val")
@@ -71,6 +138,10 @@ def read_run(path: str | Path) -> RunFolder:
         run.metrics = read_metrics(path)
     except (OSError, UnicodeDecodeError) as exc:
         run.problems.append(f"{paths.metrics}: unreadable ({exc})")
+    try:
+        run.events = read_events(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        run.problems.append(f"{paths.events}: unreadable ({exc})")
     evaluation = paths.evaluation
     if evaluation.is_file():
         try:

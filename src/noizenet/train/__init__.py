@@ -50,8 +50,10 @@ from noizenet.run import (
 from noizenet.run.writer import now
 from noizenet.tensorfile import one_line
 from noizenet.train.distributed import process_group, rank_device
+from noizenet.train.takes import TrainingTakes, song_seed
 
-RESUMABLE = ("train.epochs", "train.max_time")  # the only settings a resumed run may change
+# the only settings a resumed run may change (none of them changes the weights it trains)
+RESUMABLE = ("train.epochs", "train.max_time", "train.sample_every", "train.sample_seconds")
 
 
 def prepare_run_folder(out: Path, *, force: bool = False) -> Any:
@@ -112,8 +114,8 @@ def resume_config(out: str | Path, config: Config | None = None) -> Config:
             f"{k} is {old!r} in the run, not {new!r}" for k, (old, new) in diffs.items()
         )
         raise ConfigError(
-            f"{out}: a resumed run keeps its settings ({what}); only --epochs and --max-time "
-            "may change"
+            f"{out}: a resumed run keeps its settings ({what}); only --epochs, --max-time, "
+            "--sample-every and --sample-seconds may change"
         )
     return config
 
@@ -375,6 +377,17 @@ def _train(
     writer = RunWriter(out, info) if dist.main else None  # rank 0 alone writes the run folder
     if writer is not None:
         writer.start(config)
+    takes = None  # rank 0 alone makes the training takes
+    if writer is not None and config.train.sample_seconds > 0:
+        takes = TrainingTakes(
+            writer.paths.audio,
+            config.train,
+            codec,
+            sr=config.data.sample_rate,
+            train_rms=train_rms,
+            seed=config.seed,
+            song=song_seed(corpus.val[0], config.data.sample_rate) if corpus.val else None,
+        )
 
     trainer = Trainer(
         model,
@@ -418,9 +431,25 @@ def _train(
                 )
             writer.resumed()
 
+    def make_takes(model: Any, epochs: int, step: int = 0) -> dict[str, Any]:
+        assert takes is not None
+        try:
+            made = takes.make(model, epochs=epochs, step=step)
+        except (NoizeNetError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+            # a take is a by-product: one that fails (a full disk, a family's kernel) is said
+            # and recorded, and training goes on
+            log(f"takes after epoch {epochs} not made: {one_line(exc)}")
+            return {"takes_problem": one_line(exc)}
+        said = ", ".join(
+            f"{t['seed']} {t.get('problem') or _collapse(t.get('collapse_s'))}"
+            for t in made["takes"]
+        )
+        where = f"after epoch {epochs}" + (f", {step} steps into the next" if step else "")
+        log(f"takes {where} ({made['takes_s']:.1f} s; {takes.audio_dir}): {said}")
+        return made
+
     def on_epoch(tr: Trainer, result: Any) -> None:
         record = result.record()
-        writer.epoch_done(record, tr.model, records(tr))
         val = "-" if record["val_loss"] is None else f"{record['val_loss']:.5g}"
         train_loss = "-" if record["train_loss"] is None else f"{record['train_loss']:.5g}"
         bits = ""
@@ -432,6 +461,10 @@ def _train(
             f"epoch {result.epoch}/{config.train.epochs}: train loss {train_loss}, "
             f"val loss {val}{bits}, {record['samples_per_s']:,.0f} samples/s{skipped}"
         )
+        if takes is not None and takes.due(result.epoch):  # in the epoch's record
+            result.extra.update(make_takes(tr.model, result.epoch))
+            record = result.record()
+        writer.epoch_done(record, tr.model, records(tr))
 
     def on_checkpoint(tr: Trainer, ckpt: Any, best: bool) -> None:
         ckpt.meta["run"] = {"events": writer.events.count}
@@ -463,12 +496,20 @@ def _train(
         from noizenet.train.tensorboard import TensorBoardLogger
 
         board = TensorBoardLogger(out / "tb").attach(trainer)
+        if takes is not None:
+            takes.board = board
     if attach is not None:
         attach(trainer)
 
+    stop_takes: dict[str, Any] = {}
     try:
         with _stop_on_signals(trainer), board or contextlib.nullcontext():
             trainer.fit()
+            # stopped at the time limit: the run's end, so its takes, unless the epoch it
+            # stopped after already has them
+            done = trainer.history[-1].extra if trainer.step == 0 and trainer.history else {}
+            if trainer.stopped and takes is not None and "takes" not in done:
+                stop_takes = make_takes(trainer.model, trainer.epoch, trainer.step)
     except TrainingInterruptedError as exc:
         if writer is not None:
             writer.set_status("interrupted")
@@ -496,9 +537,9 @@ def _train(
     writer.set_status(trainer.stopped or "complete")
     if trainer.stopped:  # mid-epoch too: the run folder generates from where training stopped
         save_weights(out / "model.safetensors", trainer.model)
-        writer.events.append(
-            {"event": trainer.stopped, "epoch": trainer.epoch + 1, "step": trainer.step}
-        )
+        event = {"event": trainer.stopped, "epoch": trainer.epoch + 1, "step": trainer.step}
+        event.update(stop_takes)
+        writer.events.append(event)
         log(
             f"stopped at the time limit ({config.train.max_time:g} s) at epoch "
             f"{trainer.epoch + 1} step {trainer.step}; checkpoint saved. Continue with: "
@@ -541,6 +582,10 @@ def _stop_on_signals(trainer: Any) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _collapse(seconds: float | None) -> str:
+    return "never collapses" if seconds is None else f"collapses at {seconds:.2f} s"
 
 
 def _track_info(t: Any) -> dict[str, Any]:

@@ -109,6 +109,9 @@ class EpochResult:
     seconds: float
     skipped_steps: int = 0
     loss: str = "mse"  # "ce": losses are cross-entropy in nats, also reported in bits
+    # what the run adds to the epoch's record after it (its training takes): kept in the
+    # history, so checkpoints, resumes and rollbacks rewrite metrics.jsonl with it
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def samples_per_s(self) -> float:
@@ -125,6 +128,7 @@ class EpochResult:
             "samples_per_s": round(self.samples_per_s, 1),
             "skipped_steps": self.skipped_steps,
             **(self.bits() if self.loss == "ce" else {}),
+            **self.extra,
         }
 
     def bits(self) -> dict[str, float | None]:
@@ -148,7 +152,23 @@ class EpochResult:
             seconds=float(r["seconds"]),
             skipped_steps=int(r.get("skipped_steps", 0)),
             loss=loss,
+            extra={k: v for k, v in r.items() if k not in _RECORD_KEYS},
         )
+
+
+_RECORD_KEYS = frozenset(
+    {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "samples",
+        "seconds",
+        "samples_per_s",
+        "skipped_steps",
+        "train_bits",
+        "val_bits",
+    }
+)
 
 
 def _finite_or_none(x: float | None) -> float | None:
