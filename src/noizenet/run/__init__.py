@@ -12,6 +12,7 @@ verb uses, and :mod:`~noizenet.run.takes` makes and reads the names of generated
 
 from __future__ import annotations
 
+from noizenet.run.choice import Weights, best_epoch, choose_weights
 from noizenet.run.folder import (
     Run,
     read_events,
@@ -42,6 +43,9 @@ __all__ = [
     "RunPaths",
     "RunWriter",
     "TakeName",
+    "Weights",
+    "best_epoch",
+    "choose_weights",
     "load_model",
     "parse_take_name",
     "read_events",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,10 @@ CHECKPOINTS = "checkpoints"
 FIGURES = "figures"
 AUDIO = "audio"
 TENSORBOARD = "tb"
+BEST_CHECKPOINT = "best.safetensors"  # in CHECKPOINTS: the checkpoint with the lowest val loss
+# in CHECKPOINTS: the weights after each epoch (``epoch-0003.safetensors``), for
+# ``--checkpoint epoch:N`` and ``best``; a weights file, small beside a checkpoint
+_EPOCH_WEIGHTS = re.compile(r"epoch-(\d+)\.safetensors")
 
 #: What training writes, and ``train --force`` removes before it starts again.
 RUN_FILES = (CONFIG, WEIGHTS, INFO, METRICS, EVENTS)
@@ -71,3 +76,18 @@ class RunPaths:
     @property
     def tensorboard(self) -> Path:
         return self.root / TENSORBOARD
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / BEST_CHECKPOINT
+
+    def epoch_weights(self, epoch: int) -> Path:
+        """The weights after epoch ``epoch`` (1 = the first)."""
+        return self.checkpoints / f"epoch-{epoch:04d}.safetensors"
+
+    def epoch_weights_kept(self) -> dict[int, Path]:
+        """Epoch -> its weights file, for every epoch the folder keeps."""
+        if not self.checkpoints.is_dir():
+            return {}
+        found = ((_EPOCH_WEIGHTS.fullmatch(p.name), p) for p in self.checkpoints.iterdir())
+        return {int(m[1]): p for m, p in found if m}
