@@ -602,6 +602,18 @@ class CheckpointChoice:
     path: Path | None = None  # kind "path"
 
     @property
+    def tag(self) -> str | None:
+        """The take name's checkpoint field (:class:`noizenet.run.TakeName`): None for last,
+        ``best``, ``epoch3``, or a path's stem in lower-case letters and digits."""
+        if self.kind == "last":
+            return None
+        if self.kind == "epoch":
+            return f"epoch{self.epoch}"
+        if self.kind == "best":
+            return "best"
+        return re.sub(r"[^a-z0-9]", "", Path(self.path).stem.lower()) or "file"
+
+    @property
     def text(self) -> str:
         """As :func:`parse_checkpoint` reads it back."""
         if self.kind == "epoch":

@@ -196,7 +196,8 @@ def evaluate_run(
     gens: dict[str, list[np.ndarray]] = {"NoizeNet": [], "LPC-32": []}
     per_track = []
     for track_id, path, y in zip(held.ids, held.paths, held.audio, strict=True):
-        rep = reproduce(run, path, seconds=y.size / sr, offset=held.offset, write=False)
+        rep = reproduce(run, path, seconds=y.size / sr, offset=held.offset, write=False,
+                        checkpoint=gen.checkpoint)  # fmt: skip
         y = rep.original
         track_preds = {
             "NoizeNet": rep.predicted,
@@ -322,16 +323,24 @@ def evaluate(
     seconds : seconds of each track (default: the run's ``data.seconds``)
     generation, overrides : how each track's take runs free, as for :func:`evaluate_run`
         (``gen_seconds``, ``seed_seconds``, ``inject``, ``temperature``, ``top_p``,
-        ``random_seed``)
+        ``random_seed``, ``checkpoint``: the weights evaluated)
+
+    A request larger than the machine's memory is refused before any work
+    (:func:`noizenet.limits.check_evaluate`).
 
     Returns
     -------
     dict, the content of ``evaluation.json``; :func:`format_table` prints it.
     """
+    from noizenet.limits import check_evaluate
+
     if songs < 1:
         raise NoizeNetError(f"--songs must be >= 1, got {songs}")
     gen = generation_settings(generation, overrides)  # checked before any work
     run = _open(run)
+    run.choose(gen.checkpoint)  # a checkpoint the run cannot give is refused before the work
+    check_evaluate(run, songs=songs, seconds=seconds, gen_seconds=gen.seconds,
+                   seed_seconds=gen.seed_seconds)  # fmt: skip
     held = held_out_tracks(run, data=data, songs=songs, seconds=seconds)
     baseline = fit_baseline(run, held)
     result, _ = evaluate_run(

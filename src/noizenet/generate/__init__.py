@@ -306,17 +306,29 @@ def reproduce(
     offset: float = 0.0,
     out: str | Path | None = None,
     write: bool = True,
+    checkpoint: str = "last",
+    figures: bool = False,
 ) -> Reproduction:
     """Feed an unseen song one step at a time and record the one-step predictions.
 
     Regression heads give their prediction; categorical heads the expected value of their
     predicted distribution; FFT models predict each next block, inverted by overlap-add.
+    ``checkpoint`` picks the weights as :attr:`GenerationConfig.checkpoint` does (the
+    default name then says which: ``reproduction_SONG_ckpt-best``); ``figures``: the caller
+    draws the comparison afterwards (counted in the request's bound, checked first).
     """
     from noizenet.codecs import FFTCodec
+    from noizenet.config import parse_checkpoint
+    from noizenet.limits import check_reproduce
+    from noizenet.run.weights import load_model_file
 
+    choice = parse_checkpoint(checkpoint)
     run = _open(run)
+    weights = run.choose(choice)
+    check_reproduce(run, seconds=seconds, out=Path(out) if out else None,
+                    figures=figures and write)  # fmt: skip
     codec = run.codec()
-    model = run.model()
+    model = load_model_file(weights.path)[0]
     y = load(song, sr=run.sr, offset=offset, duration=seconds)
     if y.size < 2:
         raise NoizeNetError(f"{song}: too short to reproduce ({y.size} samples)")
@@ -337,7 +349,8 @@ def reproduce(
     snr = float(10 * np.log10(signal / max(np.sum(err.astype(np.float64) ** 2), 1e-20)))
     result = Reproduction(y, predicted, snr)
     if write:
-        default = run.take_path(TakeName(Path(song).stem, reproduction=True))
+        name = TakeName(Path(song).stem, reproduction=True, checkpoint=weights.tag)
+        default = run.take_path(name)
         result.path = (
             write_wav(Path(out), predicted, sr=run.sr)
             if out

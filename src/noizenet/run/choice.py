@@ -12,7 +12,6 @@ checkpoint (its model weights).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ def choose_weights(run: Any, checkpoint: str | CheckpointChoice = "last") -> Wei
     if choice.kind == "last":
         return Weights("last", paths.weights, run.info.epochs_done, None)
     if choice.kind == "epoch":
-        return _epoch(run, choice.epoch, f"epoch:{choice.epoch}", f"epoch{choice.epoch}")
+        return _epoch(run, choice.epoch, choice.text, choice.tag)
     if choice.kind == "best":
         epoch = best_epoch(run.metrics())
         if epoch is None:
@@ -54,7 +53,7 @@ def choose_weights(run: Any, checkpoint: str | CheckpointChoice = "last") -> Wei
                 f"generation.checkpoint: best: {run.path} has no epoch with a validation loss "
                 "(no validation tracks, or none finite); use last or epoch:N"
             )
-        return _epoch(run, epoch, "best", "best")
+        return _epoch(run, epoch, "best", choice.tag)
     path = Path(choice.path)
     if not path.is_file():
         raise ConfigError(f"generation.checkpoint: {path}: no such weights file")
@@ -68,8 +67,7 @@ def choose_weights(run: Any, checkpoint: str | CheckpointChoice = "last") -> Wei
         from noizenet.run.weights import load_model_file
 
         epochs = load_model_file(path)[1] or 0
-    tag = re.sub(r"[^a-z0-9]", "", path.stem.lower()) or "file"
-    return Weights(str(path), path, epochs, tag)
+    return Weights(str(path), path, epochs, choice.tag)
 
 
 def best_epoch(records: list[dict[str, Any]]) -> int | None:
