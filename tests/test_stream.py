@@ -237,7 +237,7 @@ def test_sigint_mid_take_leaves_a_valid_wav_of_what_was_generated(tiny_config, t
         time.sleep(0.005)
     assert proc.poll() is None, "the take ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     [wav] = audio.glob("gen_*.wav")
     info = sf.info(wav)
