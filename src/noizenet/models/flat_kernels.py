@@ -478,6 +478,25 @@ def _categorical_per_stream(
         c[:, b, :] = cb
 
 
+def serial_twin(loop):
+    """``loop`` (a ``parallel=True`` kernel) compiled again without the parallel launch, for a
+    call whose ``prange`` has one iteration (one stream): waking OpenMP's threads costs about
+    20 ms a call on a loaded 2-core machine, as long as generating a second of audio at hidden
+    50 takes, and a take streamed in 1 s blocks makes a call per block. The twin has a name of
+    its own, so numba caches it apart from the parallel loop."""
+    import types
+
+    f = loop.py_func
+    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__)
+    twin.__qualname__ = f.__qualname__ + "_serial"
+    twin.__doc__ = f.__doc__
+    return numba.njit(**FAST)(twin)
+
+
+_regression_one_stream = serial_twin(_regression_per_stream)
+_categorical_one_stream = serial_twin(_categorical_per_stream)
+
+
 @numba.njit(**FAST)
 def _gate_buffers(B, GH):
     """Pre-activations of layer 0's input, a later layer's input, and the recurrence."""
@@ -698,7 +717,7 @@ def run(
     )  # fmt: skip
     schedule = _schedule(weights, B, path)
     if schedule == "per-stream":
-        _regression_per_stream(*args)
+        (_regression_one_stream if B == 1 else _regression_per_stream)(*args)
     elif schedule == "split":
         _regression_split(*args, numba.get_num_threads())
     else:
@@ -755,7 +774,7 @@ def run_categorical(
     )  # fmt: skip
     schedule = _schedule(weights, B, path)
     if schedule == "per-stream":
-        _categorical_per_stream(*args)
+        (_categorical_one_stream if B == 1 else _categorical_per_stream)(*args)
     elif schedule == "split":
         _categorical_split(*args, numba.get_num_threads())
     else:

@@ -39,6 +39,7 @@ from noizenet.models.flat_kernels import (
     _expected,
     _gemm_columns,
     _sample,
+    serial_twin,
 )
 from noizenet.models.samplernn_inputs import _padded, _prepare
 from noizenet.sampling import Sampling
@@ -254,6 +255,9 @@ def _groups(
                min((g + 1) * group, B))  # fmt: skip
 
 
+_one_group = serial_twin(_groups)
+
+
 def run(
     weights: SampleRNNWeights,
     forced: np.ndarray,
@@ -285,7 +289,8 @@ def run(
     pred = np.zeros((B, T), np.float32)
     out = np.zeros((B, n_free), np.int64)
     offset = carry.steps if started else 0
-    _groups(w.cell, w.frames, w.scaled, w.frame_w, w.frame_b, w.x_w, w.x_b, w.h_w, w.h_b,
+    groups = _groups if group < B else _one_group  # one group: no parallel launch per call
+    groups(w.cell, w.frames, w.scaled, w.frame_w, w.frame_b, w.x_w, w.x_b, w.h_w, w.h_b,
             w.up_w, w.up_b, w.up_cols, w.table, w.mlp_w, w.mlp_b, w.out_w, w.out_b, h, c, seq, T,
             n_free, t0, t1, float(sampling.top_p), uniforms, values, pred, out, ups, int(phase),
             int(offset), sampling.schedule_span(n_free), max(int(group), 1))  # fmt: skip
