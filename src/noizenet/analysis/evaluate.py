@@ -29,6 +29,7 @@ import numpy as np
 from noizenet.config import GenerationConfig, generation_defaults
 from noizenet.errors import AudioError, NoizeNetError
 from noizenet.io import atomic_write_json
+from noizenet.limits import check_evaluate
 from noizenet.run import Run
 
 COLUMNS = ("NoizeNet", "persistence", "LPC-32", "real audio")
@@ -332,8 +333,6 @@ def evaluate(
     -------
     dict, the content of ``evaluation.json``; :func:`format_table` prints it.
     """
-    from noizenet.limits import check_evaluate
-
     if songs < 1:
         raise NoizeNetError(f"--songs must be >= 1, got {songs}")
     gen = generation_settings(generation, overrides)  # checked before any work

@@ -5,6 +5,7 @@ Also the paper's "reproduction" (figures 23-25): teacher-forced one-step predict
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 
 from noizenet.audio import load
 from noizenet.audio import write as write_wav
-from noizenet.config import GenerationConfig, parse_temperature
+from noizenet.config import GenerationConfig, parse_checkpoint, parse_temperature
 from noizenet.errors import ConfigError, NoizeNetError
 from noizenet.generate.seeds import SeedSpec, make_seed, parse_seed
 from noizenet.generate.stream import (
@@ -26,9 +27,12 @@ from noizenet.generate.stream import (
     interrupted,
     stop_on_signals,
 )
+from noizenet.io import atomic_write_json
+from noizenet.limits import check_generate, check_reproduce
 from noizenet.locks import write_new
 from noizenet.models.base import Carry
 from noizenet.run import Run, TakeName, Weights
+from noizenet.run.weights import load_model_file
 from noizenet.sampling import Injection, Sampling, temperature_schedules
 
 
@@ -105,8 +109,6 @@ def generate(
     or top-p other than 1 on a regression head, are refused: they would change nothing.
     """
     from noizenet.codecs import FFTCodec, steps_for
-    from noizenet.limits import check_generate
-    from noizenet.run.weights import load_model_file
 
     cfg = (config or GenerationConfig()).with_overrides(overrides)
     run = _open(run)
@@ -234,10 +236,6 @@ def _write_sidecar(wav: Path, cfg: GenerationConfig, weights: Weights, *, second
                    complete: bool) -> None:  # fmt: skip
     """``NAME.json`` beside a take: the settings and the weights that made it (the run's
     events log belongs to training, its one writer)."""
-    import dataclasses
-
-    from noizenet.io import atomic_write_json
-
     record = {
         "take": wav.name,
         "seconds": round(seconds, 6),
@@ -318,9 +316,6 @@ def reproduce(
     draws the comparison afterwards (counted in the request's bound, checked first).
     """
     from noizenet.codecs import FFTCodec
-    from noizenet.config import parse_checkpoint
-    from noizenet.limits import check_reproduce
-    from noizenet.run.weights import load_model_file
 
     choice = parse_checkpoint(checkpoint)
     run = _open(run)

@@ -16,6 +16,7 @@ change a sample).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -27,7 +28,10 @@ from typing import Any, NoReturn
 import numpy as np
 
 from noizenet.errors import NoizeNetError
+from noizenet.io import _FILE_MODE, _fsync_dir
 from noizenet.limits import STREAM_BLOCK_SECONDS
+from noizenet.locks import new_temporary, publish_new
+from noizenet.progress import progress_bar
 
 # Audio seconds per block: long enough that a block's kernel call dwarfs its overhead (draws
 # from bookmarks, a decode, a write: ~1 ms), short enough that the arrays stay small (hidden
@@ -119,8 +123,6 @@ class ProgressDisplay:
         self.started = time.perf_counter()
         self.bar = None
         if show is True:
-            from noizenet.progress import progress_bar
-
             desc = "generating" if takes == 1 else f"generating {takes} takes"
             self.bar = progress_bar(total=round(total, 2), unit="s", desc=desc)
 
@@ -151,8 +153,6 @@ class TakeFiles:
     def __init__(self, paths: list[Path], *, sr: int, replace: bool) -> None:
         import soundfile as sf
 
-        from noizenet.locks import new_temporary
-
         self.paths, self.sr, self.replace = [Path(p) for p in paths], sr, replace
         self.temporaries: list[Path] = []
         self.files: list[Any] = []
@@ -173,11 +173,6 @@ class TakeFiles:
 
     def finish(self) -> list[Path]:
         """Close every file and give it its name; returns the names."""
-        import os
-
-        from noizenet.io import _FILE_MODE, _fsync_dir
-        from noizenet.locks import publish_new
-
         for f in self.files:
             f.close()
         named = []

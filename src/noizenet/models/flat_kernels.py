@@ -29,6 +29,7 @@ GRU (r, z, n).
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 
 import numba
@@ -484,8 +485,6 @@ def serial_twin(loop):
     20 ms a call on a loaded 2-core machine, as long as generating a second of audio at hidden
     50 takes, and a take streamed in 1 s blocks makes a call per block. The twin has a name of
     its own, so numba caches it apart from the parallel loop."""
-    import types
-
     f = loop.py_func
     twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__)
     twin.__qualname__ = f.__qualname__ + "_serial"

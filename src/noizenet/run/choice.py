@@ -18,7 +18,7 @@ from typing import Any
 
 from noizenet.config import CheckpointChoice, parse_checkpoint
 from noizenet.errors import ConfigError
-from noizenet.run.weights import CHECKPOINT_FORMAT, file_format
+from noizenet.run.weights import CHECKPOINT_FORMAT, file_format, load_model_file
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,6 @@ def choose_weights(run: Any, checkpoint: str | CheckpointChoice = "last") -> Wei
     elif path.resolve() == paths.weights.resolve():
         epochs = run.info.epochs_done
     elif file_format(path) == CHECKPOINT_FORMAT:
-        from noizenet.run.weights import load_model_file
-
         epochs = load_model_file(path)[1] or 0
     return Weights(str(path), path, epochs, choice.tag)
 
