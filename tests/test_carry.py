@@ -112,3 +112,27 @@ def test_samplernn_blocks_equal_one_call_across_frame_boundaries(frame_sizes, wh
     whole, blocks = in_blocks(path, forced, sampling_for)
     np.testing.assert_array_equal(blocks, whole)
     assert len(np.unique(whole)) > 3
+
+
+@pytest.mark.parametrize("schedule", ["per-stream", "blas", "reference"])
+def test_vector_regression_blocks_equal_one_call(schedule):
+    """FFT codecs: a vector per step; the stall window holds vectors."""
+    torch.manual_seed(2)
+    model = NoizeNet(ModelSpec(cell="lstm", hidden=8, layers=1, in_dim=3, out_dim=3)).eval()
+    rng = np.random.default_rng(4)
+    forced = rng.standard_normal((2, 6, 3)).astype(np.float32)
+    noise = rng.standard_normal((2, N, 3)).astype(np.float32)
+    injection = Injection.parse("stall:3:0.5:0.2")
+
+    def sampling_for(start, n):
+        return Sampling(injection=injection, noise=noise[:, start : start + n])
+
+    if schedule == "reference":
+        path = model.reference
+    else:
+        from noizenet.models.flat import FlatKernel
+
+        path = FlatKernel(model, path=schedule).run
+    whole, blocks = in_blocks(path, forced, sampling_for)
+    assert whole.shape == (2, N, 3)
+    np.testing.assert_array_equal(blocks, whole)

@@ -171,8 +171,8 @@ def generate(
     paths = [_take_path(run, out, name, variations) for name in names] if write else None
     what = f"{run.path}: the model produced non-finite samples (seed {spec.label})"
 
-    def decoded(values: np.ndarray) -> list[np.ndarray]:
-        audio = [_decode(codec, values[i], stats[i], n) for i in range(variations)]
+    def decoded(values: np.ndarray, samples: int = n) -> list[np.ndarray]:
+        audio = [_decode(codec, values[i], stats[i], samples) for i in range(variations)]
         if not all(np.all(np.isfinite(a)) for a in audio):
             raise NoizeNetError(f"{what}; nothing was written")
         return audio
@@ -203,7 +203,7 @@ def generate(
                     break
             if fft:
                 whole = np.concatenate(frames, axis=1) if frames else np.zeros((variations, 0))
-                audio = decoded(whole)
+                audio = decoded(whole, min(done * codec.hop, n))  # stopped early: the part made
                 if files is not None:
                     files.write(audio)
                 kept = [[a] for a in audio]
