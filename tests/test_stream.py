@@ -164,7 +164,7 @@ def test_a_checkpoint_the_run_cannot_give_is_refused_in_one_line(two_epochs, che
 
 
 def test_best_without_validation_loss_and_epochs_not_kept_are_refused(two_epochs):
-    (two_epochs / "checkpoints" / "epoch-0001.safetensors").unlink()
+    (two_epochs / "weights" / "epoch-0001.safetensors").unlink()
     with pytest.raises(ConfigError, match=r"keeps no weights of epoch 1 \(the best epoch\)"):
         generate(two_epochs, checkpoint="best", seconds=0.1, progress=False)
     metrics = two_epochs / "metrics.jsonl"

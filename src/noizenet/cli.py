@@ -159,14 +159,14 @@ def _add_generation_flags(p: argparse.ArgumentParser, verb: str) -> None:
     p.set_defaults(_flag_names={s.dest: s.flag for s in specs})
 
 
-def _add_checkpoint_flag(p: argparse.ArgumentParser, help_text: str | None = None) -> None:
+def _add_checkpoint_flag(p: argparse.ArgumentParser) -> None:
     """``--checkpoint`` where it is not a generation flag (reproduce, report)."""
     field = GenerationConfig.__dataclass_fields__["checkpoint"]
     p.add_argument(
         "--checkpoint",
         default="last",
         metavar="last|best|epoch:N|PATH",
-        help=help_text or f"{field.metadata['help']} (default: last)",
+        help=f"{field.metadata['help']} (default: last)",
     )
 
 

@@ -2,7 +2,8 @@
 
 ``config.toml`` (full resolved settings), ``model.safetensors`` (weights, with the model spec in
 its metadata), ``run.json`` (codec statistics, sample rate, versions, seed, corpus, metrics),
-``metrics.jsonl`` (one line per epoch), ``events.jsonl``, ``checkpoints/``, ``figures/*.png``,
+``metrics.jsonl`` (one line per epoch), ``events.jsonl``, ``checkpoints/``, ``weights/`` (the
+weights after each epoch), ``figures/*.png``,
 ``audio/*.wav``, ``report.html`` and ``tb/``.
 
 This package owns every path and file of a run: :mod:`~noizenet.run.paths` names them,

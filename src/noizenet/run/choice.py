@@ -1,7 +1,7 @@
 """Which weights of a run generate: ``--checkpoint last|best|epoch:N|PATH``.
 
 ``last`` is ``model.safetensors`` (the weights after the last epoch, or where training
-stopped); ``epoch:N`` the weights kept after epoch N (``checkpoints/epoch-NNNN.safetensors``);
+stopped); ``epoch:N`` the weights kept after epoch N (``weights/epoch-NNNN.safetensors``);
 ``best`` the epoch with the lowest validation loss in ``metrics.jsonl``. That file is
 rewritten on every rollback and resume to the epochs of the branch training is on, and the
 epoch weights of a dropped branch are deleted with their lines, so ``best`` is read from what

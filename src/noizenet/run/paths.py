@@ -18,13 +18,14 @@ FIGURES = "figures"
 AUDIO = "audio"
 TENSORBOARD = "tb"
 BEST_CHECKPOINT = "best.safetensors"  # in CHECKPOINTS: the checkpoint with the lowest val loss
-# in CHECKPOINTS: the weights after each epoch (``epoch-0003.safetensors``), for
-# ``--checkpoint epoch:N`` and ``best``; a weights file, small beside a checkpoint
+# the weights after each epoch (``weights/epoch-0003.safetensors``), for ``--checkpoint
+# epoch:N`` and ``best``: weights files, small beside checkpoints (no optimizer state)
+EPOCH_WEIGHTS = "weights"
 _EPOCH_WEIGHTS = re.compile(r"epoch-(\d+)\.safetensors")
 
 #: What training writes, and ``train --force`` removes before it starts again.
 RUN_FILES = (CONFIG, WEIGHTS, INFO, METRICS, EVENTS)
-RUN_DIRS = (FIGURES, AUDIO, CHECKPOINTS)
+RUN_DIRS = (FIGURES, AUDIO, CHECKPOINTS, EPOCH_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,12 @@ class RunPaths:
 
     def epoch_weights(self, epoch: int) -> Path:
         """The weights after epoch ``epoch`` (1 = the first)."""
-        return self.checkpoints / f"epoch-{epoch:04d}.safetensors"
+        return self.root / EPOCH_WEIGHTS / f"epoch-{epoch:04d}.safetensors"
 
     def epoch_weights_kept(self) -> dict[int, Path]:
         """Epoch -> its weights file, for every epoch the folder keeps."""
-        if not self.checkpoints.is_dir():
+        folder = self.root / EPOCH_WEIGHTS
+        if not folder.is_dir():
             return {}
-        found = ((_EPOCH_WEIGHTS.fullmatch(p.name), p) for p in self.checkpoints.iterdir())
+        found = ((_EPOCH_WEIGHTS.fullmatch(p.name), p) for p in folder.iterdir())
         return {int(m[1]): p for m, p in found if m}

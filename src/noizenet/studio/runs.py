@@ -82,7 +82,7 @@ def find_runs(root: Path) -> list[Path]:
         for child in children:
             if child.name.startswith(".") or child.is_symlink() or not child.is_dir():
                 continue
-            if child.name in ("checkpoints", "audio", "figures", "tb"):
+            if child.name in ("checkpoints", "weights", "audio", "figures", "tb"):
                 continue
             walk(child, depth + 1)
 
