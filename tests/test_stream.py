@@ -253,3 +253,21 @@ def test_sigint_mid_take_leaves_a_valid_wav_of_what_was_generated(tiny_config, t
 def test_the_interruption_error_exits_128_plus_the_signal():
     e = GenerationInterruptedError("x", signum=signal.SIGTERM, paths=[], seconds=1.0)
     assert e.exit_code == 143
+
+
+def test_report_checkpoint_shows_only_the_takes_those_weights_made(two_epochs):
+    from noizenet.report.folder import read_run
+
+    kw = {"seed": "white", "seconds": 0.05, "progress": False}
+    generate(two_epochs, **kw)
+    generate(two_epochs, checkpoint="best", **kw)
+    generate(two_epochs, checkpoint="epoch:1", **kw)
+
+    def names(checkpoint):
+        return [w.name for w in read_run(two_epochs, checkpoint=checkpoint).wavs]
+
+    assert names("best") == ["gen_white_e1_ckpt-best_v0.wav"]
+    assert names("epoch:1") == ["gen_white_e1_ckpt-epoch1_v0.wav"]
+    last = names("last")
+    assert "gen_white_e2_v0.wav" in last and not [w for w in last if "_ckpt-" in w]
+    assert len(names(None)) >= 3
