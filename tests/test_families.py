@@ -78,17 +78,23 @@ class LinearPredictor(nn.Module):
 
     @torch.no_grad()
     def reference(
-        self, forced: np.ndarray, n_free: int, sampling: Sampling
+        self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One step at a time: silence before the seed, each output fed back (no injection)."""
-        forced = np.atleast_2d(np.asarray(forced, np.float32))
-        B, T = forced.shape
+        """One step at a time: silence before the seed, each output fed back (no injection).
+        A started carry continues a take: the samples before the last output, and the sums."""
         K = self.lookback
+        if carry is not None and carry.started:
+            head, state = carry.state
+            forced = carry.inputs(forced)
+        else:
+            forced = np.atleast_2d(np.asarray(forced, np.float32))
+            head, state = np.zeros((forced.shape[0], K), np.float32), self.init_state(len(forced))
+        B, T = forced.shape
         buf = np.zeros((B, K + T + n_free), np.float32)
+        buf[:, :K] = head
         buf[:, K : K + T] = forced
         pred = np.zeros((B, T), np.float32)
         out = np.zeros((B, n_free), np.float32)
-        state = self.init_state(B)
         for t in range(T + n_free - 1 if n_free else T):
             window = torch.from_numpy(buf[:, t : t + K + 1, None])
             y, state = self(window, state)
@@ -96,6 +102,8 @@ class LinearPredictor(nn.Module):
                 pred[:, t] = y[:, 0, 0].numpy()
             if n_free and t >= T - 1:
                 buf[:, K + t + 1] = out[:, t - T + 1] = y[:, 0, 0].numpy()
+        if carry is not None:
+            carry.advance(out, (buf[:, buf.shape[1] - K - 1 : -1].copy(), state))
         return pred, out
 
 

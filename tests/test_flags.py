@@ -100,6 +100,7 @@ def test_generation_flags_come_from_the_config():
         "--top-p",
         "--variations",
         "--random-seed",
+        "--checkpoint",
     ]
     cfg = GenerationConfig()
     for spec in specs.values():

@@ -406,3 +406,23 @@ def test_train_form_sends_the_preset_and_only_the_fields_typed_beside_it(studio_
     assert _train_flags({"max_time": "90"}) == ["--max-time", "90.0"]
     with pytest.raises(Exception, match="max_time: expected SECONDS"):
         _train_flags({"max_time": "1:2:3:4"})
+
+
+def test_checkpoints_offered_are_the_kept_ones_and_generation_reports_live_progress(
+    studio_runs, tmp_path
+):
+    """Issue 16: last, best and every kept epoch are offered; a take from epoch:1 is named so,
+    and the job reports generate's own progress (seconds done, real-time factor)."""
+    run = tmp_path / "runs" / "one"
+    shutil.copytree(studio_runs / "tiny", run)
+    with studio(run.parent) as s:
+        _, details = s.get("/api/run", run="one")
+        assert details["checkpoints"] == ["last", "best", "epoch:1"]
+        form = {"run": "one", "seed": "white", "seconds": 0.3, "checkpoint": "epoch:1"}
+        assert s.post("/api/generate", form)[0] == 202
+        job = s.wait_generation("one")
+        assert job["state"] == "done", job
+        assert job["takes"] == ["one/audio/gen_white_e1_ckpt-epoch1_v0.wav"]
+        assert job["done_s"] == 0.3 and job["live_rtf"] > 0
+        status, _ = s.post("/api/generate", {**form, "checkpoint": "epoch:7"})
+        assert status == 400

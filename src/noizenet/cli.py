@@ -24,6 +24,7 @@ from noizenet.config import (
     flag_specs,
     generation_defaults,
     generation_flag_specs,
+    parse_checkpoint,
     parse_chunk,
     parse_duration,
     split_list,
@@ -159,6 +160,17 @@ def _add_generation_flags(p: argparse.ArgumentParser, verb: str) -> None:
             help=_with_default(spec),
         )
     p.set_defaults(_flag_names={s.dest: s.flag for s in specs})
+
+
+def _add_checkpoint_flag(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` where it is not a generation flag (reproduce, report)."""
+    field = GenerationConfig.__dataclass_fields__["checkpoint"]
+    p.add_argument(
+        "--checkpoint",
+        default="last",
+        metavar="last|best|epoch:N|PATH",
+        help=f"{field.metadata['help']} (default: last)",
+    )
 
 
 def generation_from_args(args: argparse.Namespace, verb: str) -> GenerationConfig:
@@ -301,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="embed figures and audio in the page (one file to mail) instead of linking them",
     )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="last|best|epoch:N|PATH",
+        help="show only the takes made from these weights, as their names record (default: all)",
+    )
 
     p = sub.add_parser(
         "generate",
@@ -338,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--offset", type=float, default=0.0, help="start this many seconds in (default: 0)"
     )
+    _add_checkpoint_flag(p)
     p.add_argument(
         "--out",
         type=Path,
@@ -586,16 +605,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from noizenet.locks import note_if_training
     from noizenet.report import write_report
 
+    if args.checkpoint is not None:
+        parse_checkpoint(args.checkpoint)
     for run in args.runs:  # a run still training is reported as it stands (its last epoch)
         note_if_training(run, weights=False)
-    path = write_report(args.runs, args.out, inline=args.inline, progress=not args.quiet)
+    path = write_report(args.runs, args.out, inline=args.inline, progress=not args.quiet,
+                        checkpoint=args.checkpoint)  # fmt: skip
     print(f"wrote {path}")
     return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from noizenet.generate import generate
-    from noizenet.limits import check_generate
     from noizenet.locks import note_if_training
     from noizenet.run import Run
 
@@ -603,15 +624,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     _writable_parent(args.out)
     run = Run.open(args.run)  # once: generation and the figures both need it
     note_if_training(run.path)  # a run still training: its last complete weights
-    check_generate(  # refused in one line before anything is computed or written
-        run,
-        variations=gen.variations,
-        seconds=gen.seconds,
-        seed_seconds=gen.seed_seconds,
-        out=args.out,
-        figures=not args.no_plot,
-    )
-    takes = generate(run, gen, out=args.out)
+    # generate() refuses a request too large for the machine before it computes or writes
+    takes = generate(run, gen, out=args.out, figures=not args.no_plot, progress=not args.quiet)
     for take in takes:
         print(f"wrote {take.path}")
         if not args.no_plot and take.path is not None:
@@ -629,17 +643,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from noizenet.generate import reproduce
-    from noizenet.limits import check_reproduce
     from noizenet.locks import note_if_training
     from noizenet.run import Run
 
     _positive("--seconds", args.seconds)
     _not_negative("--offset", args.offset)
+    parse_checkpoint(args.checkpoint)
     _writable_parent(args.out)
     run = Run.open(args.run)
     note_if_training(run.path)
-    check_reproduce(run, seconds=args.seconds, out=args.out, figures=not args.no_plot)
-    rep = reproduce(run, args.song, seconds=args.seconds, offset=args.offset, out=args.out)
+    # reproduce() refuses a request too large for the machine before it computes or writes
+    rep = reproduce(run, args.song, seconds=args.seconds, offset=args.offset, out=args.out,
+                    checkpoint=args.checkpoint, figures=not args.no_plot)  # fmt: skip
     print(f"wrote {rep.path} (one-step prediction SNR {rep.snr_db:.2f} dB)")
     if not args.no_plot and rep.path is not None:
         from noizenet.analysis.figures import comparison_figure
@@ -659,21 +674,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from noizenet.analysis.evaluate import evaluate, format_table
-    from noizenet.limits import check_evaluate
     from noizenet.locks import note_if_training
     from noizenet.run import Run
 
     gen = generation_from_args(args, "evaluate")
     note_if_training(args.run)
-    check_evaluate(
-        Run.open(args.run),
-        songs=args.songs,
-        seconds=args.seconds,
-        gen_seconds=gen.seconds,
-        seed_seconds=gen.seed_seconds,
-    )
+    # evaluate() refuses a request too large for the machine before it computes
     result = evaluate(
-        args.run, data=args.data, songs=args.songs, seconds=args.seconds, generation=gen
+        Run.open(args.run), data=args.data, songs=args.songs, seconds=args.seconds, generation=gen
     )
     held = ", ".join(t["id"] for t in result["held_out"])
     print(f"held-out tracks: {held}")

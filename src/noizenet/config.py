@@ -482,6 +482,11 @@ class GenerationConfig:
         maximum=65536,
     )
     random_seed: int = _f(0, "fixes noise seeds, injected noise and sampling", minimum=0)
+    checkpoint: str = _f(
+        "last",
+        "the weights: last (the run's model.safetensors), best (lowest validation loss), "
+        "epoch:N (after epoch N), or PATH (a weights or checkpoint file)",
+    )
 
     def validate(self) -> GenerationConfig:
         """Check every field: types and ranges, the seed, the injection and the temperatures."""
@@ -490,6 +495,7 @@ class GenerationConfig:
         parse_seed(self.seed)
         parse_injection(self.inject)
         parse_temperature(self.temperature)
+        parse_checkpoint(self.checkpoint)
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> GenerationConfig:
@@ -599,6 +605,52 @@ def parse_temperature(text: str | float) -> list[tuple[float, float]]:
     return out
 
 
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """A parsed ``checkpoint`` setting: which weights of a run generate."""
+
+    kind: str  # last | best | epoch | path
+    epoch: int = 0  # kind "epoch": the epoch whose weights (1 = after the first)
+    path: Path | None = None  # kind "path"
+
+    @property
+    def tag(self) -> str | None:
+        """The take name's checkpoint field (:class:`noizenet.run.TakeName`): None for last,
+        ``best``, ``epoch3``, or a path's stem in lower-case letters and digits."""
+        if self.kind == "last":
+            return None
+        if self.kind == "epoch":
+            return f"epoch{self.epoch}"
+        if self.kind == "best":
+            return "best"
+        return re.sub(r"[^a-z0-9]", "", Path(self.path).stem.lower()) or "file"
+
+    @property
+    def text(self) -> str:
+        """As :func:`parse_checkpoint` reads it back."""
+        if self.kind == "epoch":
+            return f"epoch:{self.epoch}"
+        return str(self.path) if self.kind == "path" else self.kind
+
+
+def parse_checkpoint(text: str) -> CheckpointChoice:
+    """``last``, ``best``, ``epoch:N`` (N >= 1) or a path (anything else; ``./best`` for a
+    file named best). Plain text: whether the weights exist is the run's to say."""
+    text = str(text).strip()
+    if text in ("last", "best"):
+        return CheckpointChoice(text)
+    if text.startswith("epoch:"):
+        tail = text[len("epoch:") :]
+        if tail.isdigit() and int(tail) >= 1:
+            return CheckpointChoice("epoch", epoch=int(tail))
+        raise ConfigError(f"generation.checkpoint: {text!r}: expected epoch:N with N >= 1")
+    if not text:
+        raise ConfigError(
+            "generation.checkpoint: empty; use last, best, epoch:N or the path of a weights file"
+        )
+    return CheckpointChoice("path", path=Path(text).expanduser())
+
+
 #: Which generation settings each verb offers, and under which flag (``evaluate`` primes on
 #: each held-out track, so it has no --seed and no --variations; its --seconds is the tracks').
 GENERATION_FLAGS: dict[str, dict[str, str]] = {
@@ -611,6 +663,7 @@ GENERATION_FLAGS: dict[str, dict[str, str]] = {
         "top_p": "--top-p",
         "variations": "--variations",
         "random_seed": "--random-seed",
+        "checkpoint": "--checkpoint",
     },
     "evaluate": {
         "seconds": "--gen-seconds",
@@ -619,6 +672,7 @@ GENERATION_FLAGS: dict[str, dict[str, str]] = {
         "temperature": "--temperature",
         "top_p": "--top-p",
         "random_seed": "--random-seed",
+        "checkpoint": "--checkpoint",
     },
 }
 

@@ -141,18 +141,31 @@ class ModelShape:
         )
 
 
-def generation_memory(shape: ModelShape, *, streams: int, samples: int, seed_samples: int) -> int:
+def generation_memory(
+    shape: ModelShape,
+    *,
+    streams: int,
+    samples: int,
+    seed_samples: int,
+    kept: bool = True,
+    block_samples: int | None = None,
+) -> int:
     """Bytes :func:`noizenet.generate.generate` allocates for ``streams`` takes of ``samples``.
 
-    Per free step and stream: regression heads draw float64 noise and keep a float32 copy and
-    float32 outputs (16 bytes a value); categorical heads float64 uniforms and int64 classes (16
-    bytes). Per seed step: the seed, its encoding and the kernel's one-step predictions. Per
-    stream: the recurrent state and three gate buffers (and the class buffers of a categorical
-    head). Per take: the decoded float32 audio (all takes are returned). One at a time: a
+    Takes are generated in blocks of ``block_samples`` (default: one block, the whole take).
+    Per free step of a block and stream: regression heads draw float64 noise and keep a
+    float32 copy and float32 outputs (16 bytes a value); categorical heads float64 uniforms
+    and int64 classes (16 bytes). FFT takes keep every block's vectors (their overlap-add
+    decodes the whole take at the end). Per seed step: the seed, its encoding and the kernel's
+    one-step predictions. Per stream: the recurrent state and three gate buffers (and the
+    class buffers of a categorical head), and the draws' bookmarks (~1 KB a block). Per take
+    kept in memory (``kept``: not written): the decoded float32 audio. One at a time: a
     decoding's float64 temporaries, and a perlin seed's float64 octaves (~90 bytes a sample).
     The weights: torch's copy and the kernel's.
     """
-    steps = samples // shape.hop + 1
+    block = samples if block_samples is None else min(block_samples, samples)
+    blocks = -(-samples // max(block, 1))
+    steps = (samples if shape.hop > 1 else block) // shape.hop + 1
     seed_steps = seed_samples // shape.hop + 1
     gates = _GATES.get(shape.cell, 4) * shape.hidden
     if shape.levels:
@@ -163,9 +176,10 @@ def generation_memory(shape: ModelShape, *, streams: int, samples: int, seed_sam
         free = 16 * steps * shape.dim
         seeded = seed_steps * (4 + 12 * shape.dim)
         per_stream = 4 * shape.dim * 4
-    per_stream += 4 * shape.layers * shape.hidden * 2 + 4 * gates * 3 + 4 * samples
-    once = 16 * samples + 96 * seed_samples + 8 * shape.parameters
-    return streams * (free + seeded + per_stream) + once
+    per_stream += 4 * shape.layers * shape.hidden * 2 + 4 * gates * 3 + 1024 * blocks
+    per_stream += 4 * samples if kept else 4 * block
+    once = 16 * (samples if kept or shape.hop > 1 else block) + 96 * seed_samples
+    return streams * (free + seeded + per_stream) + once + 8 * shape.parameters
 
 
 def generate_need(
@@ -177,11 +191,18 @@ def generate_need(
     sr: int,
     out_dir: Path | None,
     figures: bool = True,
+    block_seconds: float | None = None,
 ) -> Need:
-    """Memory and disk of ``generate`` (``out_dir``: where the takes go; None: not written)."""
+    """Memory and disk of ``generate`` (``out_dir``: where the takes go; None: not written, so
+    kept in memory; ``block_seconds``: the blocks written takes stream to disk in)."""
     samples = round(seconds * sr)
     memory = generation_memory(
-        shape, streams=variations, samples=samples, seed_samples=round(seed_seconds * sr)
+        shape,
+        streams=variations,
+        samples=samples,
+        seed_samples=round(seed_seconds * sr),
+        kept=out_dir is None,
+        block_samples=None if block_seconds is None else round(block_seconds * sr),
     )
     if figures and out_dir is not None:
         # the views of a take draw its whole signal: a few float64 copies of one take at a time
@@ -223,7 +244,11 @@ def evaluate_need(
     )
 
 
-# -- one call per verb (the command line's bound checks) --------------------------------------
+# -- one call per verb: the library's entries (generate, reproduce, evaluate) make them --------
+# Audio seconds a written take streams to disk in (noizenet.generate.stream.BLOCK_SECONDS).
+STREAM_BLOCK_SECONDS = 1.0
+
+
 def check_generate(
     run: Any,
     *,
@@ -232,6 +257,7 @@ def check_generate(
     seed_seconds: float,
     out: Path | None,
     figures: bool = True,
+    write: bool = True,
 ) -> None:
     """Refuse a ``generate`` request the machine cannot hold or store, before it computes."""
     out_dir = Path(out).parent if out is not None else Path(run.path) / "audio"
@@ -241,8 +267,9 @@ def check_generate(
         seconds=seconds,
         seed_seconds=seed_seconds,
         sr=run.sr,
-        out_dir=out_dir,
-        figures=figures,
+        out_dir=out_dir if write else None,
+        figures=figures and write,
+        block_seconds=STREAM_BLOCK_SECONDS if write else None,
     )
     check(need, f"--variations {variations} x --seconds {seconds:g}")
 

@@ -215,28 +215,40 @@ def write_new(path: str | Path, write: Callable[..., Any], *args: Any, **kwargs:
     without hard links an ``O_CREAT | O_EXCL`` placeholder reserves the name and the file is
     renamed over it.
     """
-    path = Path(path)
-    folder = path.parent
+    tmp = new_temporary(path)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        write(tmp, *args, **kwargs)
+        return publish_new(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def new_temporary(path: str | Path) -> Path:
+    """An empty temporary file beside ``path`` (its folder made if needed), for a file that is
+    written over time and then given its name by :func:`publish_new` (a take streamed to disk)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.stem}.", suffix=f".new{path.suffix}", dir=folder
+            prefix=f".{path.stem}.", suffix=f".new{path.suffix}", dir=path.parent
         )
         os.close(fd)
     except OSError as exc:
         raise WriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    tmp = Path(tmp_name)
-    try:
-        write(tmp, *args, **kwargs)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 is too private for a take
-        for n in range(_MAX_SUFFIX):
-            candidate = path if n == 0 else path.with_name(f"{path.stem}_{n}{path.suffix}")
-            if _publish(tmp, candidate):
-                return candidate
-        raise WriteError(f"{path}: no free name left (tried {path.stem}_1 ... _{_MAX_SUFFIX - 1})")
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    return Path(tmp_name)
+
+
+def publish_new(tmp: Path, path: str | Path) -> Path:
+    """Give the finished ``tmp`` the first free name of ``path``, ``STEM_1``, ... (see
+    :func:`write_new`); return it. ``tmp`` itself is left for the caller to remove."""
+    path = Path(path)
+    os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 is too private for a take
+    for n in range(_MAX_SUFFIX):
+        candidate = path if n == 0 else path.with_name(f"{path.stem}_{n}{path.suffix}")
+        if _publish(tmp, candidate):
+            return candidate
+    raise WriteError(f"{path}: no free name left (tried {path.stem}_1 ... _{_MAX_SUFFIX - 1})")
 
 
 def _publish(tmp: Path, candidate: Path) -> bool:

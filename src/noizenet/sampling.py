@@ -78,6 +78,13 @@ class Sampling:
     top_p: float = 1.0  # sample from the smallest set of classes holding this mass
     uniforms: np.ndarray | None = None  # (streams, n_free) U(0, 1) draws, one per sampled value
     level_values: np.ndarray | None = None  # (levels,) the value of each class (expected value)
+    # free steps of the whole take, which the temperature schedule spans, when it is generated
+    # over several calls (:class:`noizenet.models.base.Carry`); None: this call's n_free
+    span: int | None = None
+
+    def schedule_span(self, n_free: int) -> int:
+        """Free steps the temperature moves over: the take's (``span``) or this call's."""
+        return int(n_free if self.span is None else self.span)
 
 
 def sample(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:

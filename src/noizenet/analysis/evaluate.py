@@ -29,6 +29,7 @@ import numpy as np
 from noizenet.config import GenerationConfig, generation_defaults
 from noizenet.errors import AudioError, NoizeNetError
 from noizenet.io import atomic_write_json
+from noizenet.limits import check_evaluate
 from noizenet.run import Run
 
 COLUMNS = ("NoizeNet", "persistence", "LPC-32", "real audio")
@@ -196,7 +197,8 @@ def evaluate_run(
     gens: dict[str, list[np.ndarray]] = {"NoizeNet": [], "LPC-32": []}
     per_track = []
     for track_id, path, y in zip(held.ids, held.paths, held.audio, strict=True):
-        rep = reproduce(run, path, seconds=y.size / sr, offset=held.offset, write=False)
+        rep = reproduce(run, path, seconds=y.size / sr, offset=held.offset, write=False,
+                        checkpoint=gen.checkpoint)  # fmt: skip
         y = rep.original
         track_preds = {
             "NoizeNet": rep.predicted,
@@ -322,7 +324,10 @@ def evaluate(
     seconds : seconds of each track (default: the run's ``data.seconds``)
     generation, overrides : how each track's take runs free, as for :func:`evaluate_run`
         (``gen_seconds``, ``seed_seconds``, ``inject``, ``temperature``, ``top_p``,
-        ``random_seed``)
+        ``random_seed``, ``checkpoint``: the weights evaluated)
+
+    A request larger than the machine's memory is refused before any work
+    (:func:`noizenet.limits.check_evaluate`).
 
     Returns
     -------
@@ -332,6 +337,9 @@ def evaluate(
         raise NoizeNetError(f"--songs must be >= 1, got {songs}")
     gen = generation_settings(generation, overrides)  # checked before any work
     run = _open(run)
+    run.choose(gen.checkpoint)  # a checkpoint the run cannot give is refused before the work
+    check_evaluate(run, songs=songs, seconds=seconds, gen_seconds=gen.seconds,
+                   seed_seconds=gen.seed_seconds)  # fmt: skip
     held = held_out_tracks(run, data=data, songs=songs, seconds=seconds)
     baseline = fit_baseline(run, held)
     result, _ = evaluate_run(

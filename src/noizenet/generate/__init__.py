@@ -5,7 +5,8 @@ Also the paper's "reproduction" (figures 23-25): teacher-forced one-step predict
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,24 @@ import numpy as np
 
 from noizenet.audio import load
 from noizenet.audio import write as write_wav
-from noizenet.config import GenerationConfig, parse_temperature
+from noizenet.config import GenerationConfig, parse_checkpoint, parse_temperature
 from noizenet.errors import ConfigError, NoizeNetError
 from noizenet.generate.seeds import SeedSpec, make_seed, parse_seed
+from noizenet.generate.stream import (
+    BLOCK_SECONDS,
+    GenerationProgress,
+    ProgressDisplay,
+    StreamDraws,
+    TakeFiles,
+    interrupted,
+    stop_on_signals,
+)
+from noizenet.io import atomic_write_json
+from noizenet.limits import check_generate, check_reproduce
 from noizenet.locks import write_new
-from noizenet.run import Run, TakeName
+from noizenet.models.base import Carry
+from noizenet.run import Run, TakeName, Weights
+from noizenet.run.weights import load_model_file
 from noizenet.sampling import Injection, Sampling, temperature_schedules
 
 
@@ -26,11 +40,22 @@ from noizenet.sampling import Injection, Sampling, temperature_schedules
 class Take:
     """One generated take: its audio, the seed it grew from, and where it was written."""
 
-    audio: np.ndarray  # (samples,) float32 at the run's sample rate
+    kept: np.ndarray | None  # (samples,) float32; None when written: it was never held whole
     seed_audio: np.ndarray
     seed: SeedSpec
     variation: int
     path: Path | None = None
+    weights: Weights | None = None  # which checkpoint made it
+
+    @property
+    def audio(self) -> np.ndarray:
+        """(samples,) float32 at the run's sample rate; a written take is read from its file
+        (as written: 16-bit, clipped to [-1, 1])."""
+        if self.kept is not None or self.path is None:
+            return self.kept
+        import soundfile as sf
+
+        return sf.read(self.path, dtype="float32")[0]
 
 
 def _open(run: Any) -> Run:
@@ -43,6 +68,8 @@ def generate(
     *,
     out: str | Path | None = None,
     write: bool = True,
+    progress: bool | Callable[[GenerationProgress], Any] = True,
+    figures: bool = False,
     **overrides: Any,
 ) -> list[Take]:
     """Prime the run's model on a seed, then let it run free for ``config.seconds``.
@@ -51,32 +78,51 @@ def generate(
     ----------
     run : run folder (path or :class:`~noizenet.run.Run`)
     config : the generation settings (:class:`~noizenet.config.GenerationConfig`: seed, seconds,
-        seed_seconds, inject, temperature, top_p, variations, random_seed); default: its defaults
+        seed_seconds, inject, temperature, top_p, variations, random_seed, checkpoint); default:
+        its defaults
     overrides : fields of ``config`` to replace, e.g. ``seed="white", seconds=5``; every value
         is validated, and a bad one raises :class:`~noizenet.errors.ConfigError` naming it
         (``generation.seconds: must be > 0``)
-    out : WAV path (with several variations, ``_v{i}`` is added before the suffix); default
-        ``RUN/audio/NAME.wav`` with NAME from :func:`noizenet.run.take_name`, e.g.
-        ``gen_perlin_e10_v0`` (regression heads, ``_inj-MODE`` with injection) or
-        ``gen_perlin_e10_t1_v0`` (categorical heads: temperature, and ``_pP`` below top-p 1)
-    write : False: return the takes without writing them
+    out : WAV path, replaced whole if it exists (with several variations, ``_v{i}`` is added
+        before the suffix); default ``RUN/audio/NAME.wav`` with NAME from
+        :func:`noizenet.run.take_name`, e.g. ``gen_perlin_e10_v0`` (regression heads,
+        ``_inj-MODE`` with injection) or ``gen_perlin_e10_t1_v0`` (categorical heads:
+        temperature, and ``_pP`` below top-p 1), ``_ckpt-best`` or ``_ckpt-epoch3`` after the
+        epochs from other weights than the last; a default name never replaces a take (a taken
+        one gets ``_1``, ``_2``). Beside each WAV, ``NAME.json`` records the settings and the
+        weights that made it.
+    write : False: return the takes in memory (``Take.audio``) without writing them
+    progress : True: a progress bar with the real-time factor (quiet when stderr is not a
+        terminal or ``NOIZENET_QUIET=1``); a callable: called after every block with a
+        :class:`~noizenet.generate.stream.GenerationProgress`; False: nothing
+    figures : the caller draws each take's figures afterwards (counted in the request's bound)
+
+    Written takes stream to disk in blocks of :data:`~noizenet.generate.stream.BLOCK_SECONDS`
+    (memory does not grow with the length), and SIGINT/SIGTERM in the main thread close valid
+    WAVs of what was generated and raise
+    :class:`~noizenet.generate.stream.GenerationInterruptedError`. A request larger than the
+    machine's memory or disk is refused first (:mod:`noizenet.limits`).
 
     Returns
     -------
     list of :class:`Take`, one per variation. Injection on a categorical head, and temperature
     or top-p other than 1 on a regression head, are refused: they would change nothing.
     """
-    from noizenet.codecs import steps_for
+    from noizenet.codecs import FFTCodec, steps_for
 
     cfg = (config or GenerationConfig()).with_overrides(overrides)
     run = _open(run)
+    weights = run.choose(cfg.checkpoint)
+    check_generate(run, variations=cfg.variations, seconds=cfg.seconds,
+                   seed_seconds=cfg.seed_seconds, out=out, write=write,
+                   figures=figures)  # fmt: skip
     spec = parse_seed(cfg.seed)
     injection = Injection.parse(cfg.inject)
     variations, top_p = cfg.variations, cfg.top_p
     temps = temperature_schedules(cfg.temperature, variations)
     sr = run.sr
     codec = run.codec()
-    model = run.model()
+    model = load_model_file(weights.path)[0]
     categorical = model.spec.categorical
     check_head(cfg, categorical=categorical)
     rng = np.random.default_rng(cfg.random_seed)
@@ -89,35 +135,96 @@ def generate(
     t_seed = min(s.size for s in seeds)
     stats = [codec.stats_for(s) for s in seeds]
     forced = np.stack([codec.encode(s[:t_seed], st) for s, st in zip(seeds, stats, strict=True)])
+    fft = isinstance(codec, FFTCodec)
     steps = steps_for(codec, n)
-    values = _free_run(model, codec, forced, steps, injection, temps, top_p, rng)
+    block = max(1, round(BLOCK_SECONDS * sr / (codec.hop if fft else 1)))
+    # the draws today's one call made, in its order (stream-major), handed out per block
+    draws = None
+    if categorical:
+        draws = StreamDraws(rng, "uniform", streams=variations, steps=steps, dim=1, block=block)
+    elif injection.mode:
+        draws = StreamDraws(rng, "normal", streams=variations, steps=steps, dim=codec.dim,
+                            block=block)  # fmt: skip
+    level_values = codec.level_values() if categorical else None
 
+    def sampling(start: int, k: int) -> Sampling:
+        if categorical:
+            return Sampling(temperature=temps, top_p=top_p, uniforms=draws.take(start, k),
+                            level_values=level_values, span=steps)  # fmt: skip
+        noise = None if draws is None else draws.take(start, k)
+        if noise is not None and forced.ndim == 2:  # one value per step
+            noise = noise[:, :, 0]
+        return Sampling(injection=injection, noise=noise)
+
+    names = [
+        TakeName(
+            seed=spec.label,
+            epochs=weights.epochs,
+            variation=i,
+            inject=None if categorical else injection.name,
+            temperature=(float(temps[0][i]), float(temps[1][i])) if categorical else None,
+            top_p=top_p if categorical and top_p < 1 else None,
+            checkpoint=weights.tag,
+        )
+        for i in range(variations)
+    ]
+    paths = [_take_path(run, out, name, variations) for name in names] if write else None
+    what = f"{run.path}: the model produced non-finite samples (seed {spec.label})"
+
+    def decoded(values: np.ndarray, samples: int = n) -> list[np.ndarray]:
+        audio = [_decode(codec, values[i], stats[i], samples) for i in range(variations)]
+        if not all(np.all(np.isfinite(a)) for a in audio):
+            raise NoizeNetError(f"{what}; nothing was written")
+        return audio
+
+    path = _model_path(model)
+    files = TakeFiles(paths, sr=sr, replace=out is not None) if paths else None
+    display = ProgressDisplay(progress, total=cfg.seconds, takes=variations)
+    kept: list[list[np.ndarray]] = [[] for _ in range(variations)]
+    frames: list[np.ndarray] = []  # FFT blocks: decoded whole (overlap-add) at the end
+    carry, done = Carry(), 0
+    try:
+        with stop_on_signals(write) as stop:
+            for start in range(0, steps, block):
+                k = min(block, steps - start)
+                _, values = path(forced, k, sampling(start, k), carry=carry)
+                done += k
+                if fft:
+                    frames.append(values)
+                else:
+                    audio = decoded(values)
+                    if files is not None:
+                        files.write(audio)
+                    else:
+                        for part, a in zip(kept, audio, strict=True):
+                            part.append(a)
+                display.update(min(done * (codec.hop if fft else 1), n) / sr)
+                if stop[0]:
+                    break
+            if fft:
+                whole = np.concatenate(frames, axis=1) if frames else np.zeros((variations, 0))
+                audio = decoded(whole, min(done * codec.hop, n))  # stopped early: the part made
+                if files is not None:
+                    files.write(audio)
+                kept = [[a] for a in audio]
+            seconds = min(done * (codec.hop if fft else 1), n) / sr
+            written = files.finish() if files is not None else None
+    except BaseException:
+        if files is not None:
+            files.discard()
+        raise
+    finally:
+        display.close()
     takes = []
     for i in range(variations):
-        audio = _decode(codec, values[i], stats[i], n)
-        if not np.all(np.isfinite(audio)):
-            raise NoizeNetError(
-                f"{run.path}: the model produced non-finite samples "
-                f"(seed {spec.label}); nothing was written"
-            )
-        take = Take(audio, seeds[i], spec, i)
-        if write:
-            name = TakeName(
-                seed=spec.label,
-                epochs=run.info.epochs_done,
-                variation=i,
-                inject=None if categorical else injection.name,
-                temperature=(float(temps[0][i]), float(temps[1][i])) if categorical else None,
-                top_p=top_p if categorical and top_p < 1 else None,
-            )
-            path = _take_path(run, out, name, variations)
-            # a default name never replaces a take: a taken one gets _1, _2 (noizenet.locks)
-            take.path = (
-                write_wav(path, audio, sr=sr)
-                if out is not None
-                else write_new(path, write_wav, audio, sr=sr)
-            )
+        audio = None if written is not None else _joined(kept[i])
+        take = Take(audio, seeds[i], spec, i, None, weights)
+        if written is not None:
+            take.path = written[i]
+            _write_sidecar(take.path, cfg, weights, seconds=seconds, complete=not stop[0])
         takes.append(take)
+    if stop[0]:
+        interrupted(stop[0], [t.path for t in takes], seconds, cfg.seconds)
     return takes
 
 
@@ -145,10 +252,36 @@ def generate_audio(
     t_seed = min(s.size for s in seeds)
     stats = [codec.stats_for(s) for s in seeds]
     forced = np.stack([codec.encode(s[:t_seed], st) for s, st in zip(seeds, stats, strict=True)])
-    values = _free_run(
-        model, codec, forced, steps_for(codec, n), injection, temps, config.top_p, rng
-    )
+    steps, B = steps_for(codec, n), len(seeds)
+    if model.spec.categorical:  # the draws generate() makes, in one call
+        sampling = Sampling(temperature=temps, top_p=config.top_p, uniforms=rng.random((B, steps)),
+                            level_values=codec.level_values(), span=steps)  # fmt: skip
+    else:
+        noise = None
+        if injection.mode:
+            noise = rng.standard_normal((B, steps, codec.dim)).astype(np.float32)
+            noise = noise[:, :, 0] if forced.ndim == 2 else noise
+        sampling = Sampling(injection=injection, noise=noise)
+    _, values = _model_path(model)(forced, steps, sampling, carry=Carry())
     return np.stack([_decode(codec, v, st, n) for v, st in zip(values, stats, strict=True)])
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def _write_sidecar(wav: Path, cfg: GenerationConfig, weights: Weights, *, seconds: float,
+                   complete: bool) -> None:  # fmt: skip
+    """``NAME.json`` beside a take: the settings and the weights that made it (the run's
+    events log belongs to training, its one writer)."""
+    record = {
+        "take": wav.name,
+        "seconds": round(seconds, 6),
+        "complete": complete,
+        **weights.to_dict(),
+        "generation": dataclasses.asdict(cfg),
+    }
+    atomic_write_json(wav.with_suffix(".json"), record)
 
 
 def check_head(cfg: GenerationConfig, *, categorical: bool) -> None:
@@ -166,26 +299,9 @@ def check_head(cfg: GenerationConfig, *, categorical: bool) -> None:
         )
 
 
-def _free_run(model, codec, forced, steps, injection, temps, top_p, rng) -> np.ndarray:
-    """Prime on ``forced`` and run ``steps`` steps free, with the model's head."""
-    B = forced.shape[0]
-    if model.spec.categorical:
-        uniforms = rng.random((B, max(steps, 1)))
-        sampling = Sampling(
-            temperature=temps, top_p=top_p, uniforms=uniforms, level_values=codec.level_values()
-        )
-    else:
-        noise = rng.standard_normal((B, max(steps, 1), codec.dim)).astype(np.float32)
-        if forced.ndim == 2:  # one value per step
-            noise = noise[:, :, 0]
-        sampling = Sampling(injection=injection, noise=noise)
-    _, out = _model_path(model)(forced, steps, sampling)
-    return out
-
-
 def _model_path(model: Any) -> Any:
-    """How to run ``model`` (``(forced, n_free, sampling) -> (pred, out)``): its family's fast
-    kernel, or its reference path when the family has none (slow but correct)."""
+    """How to run ``model`` (``(forced, n_free, sampling, carry=None) -> (pred, out)``): its
+    family's fast kernel, or its reference path when the family has none (slow but correct)."""
     from noizenet.models import family_of
 
     kernel = family_of(model.spec).kernel(model)
@@ -226,17 +342,26 @@ def reproduce(
     offset: float = 0.0,
     out: str | Path | None = None,
     write: bool = True,
+    checkpoint: str = "last",
+    figures: bool = False,
 ) -> Reproduction:
     """Feed an unseen song one step at a time and record the one-step predictions.
 
     Regression heads give their prediction; categorical heads the expected value of their
     predicted distribution; FFT models predict each next block, inverted by overlap-add.
+    ``checkpoint`` picks the weights as :attr:`GenerationConfig.checkpoint` does (the
+    default name then says which: ``reproduction_SONG_ckpt-best``); ``figures``: the caller
+    draws the comparison afterwards (counted in the request's bound, checked first).
     """
     from noizenet.codecs import FFTCodec
 
+    choice = parse_checkpoint(checkpoint)
     run = _open(run)
+    weights = run.choose(choice)
+    check_reproduce(run, seconds=seconds, out=Path(out) if out else None,
+                    figures=figures and write)  # fmt: skip
     codec = run.codec()
-    model = run.model()
+    model = load_model_file(weights.path)[0]
     y = load(song, sr=run.sr, offset=offset, duration=seconds)
     if y.size < 2:
         raise NoizeNetError(f"{song}: too short to reproduce ({y.size} samples)")
@@ -257,7 +382,8 @@ def reproduce(
     snr = float(10 * np.log10(signal / max(np.sum(err.astype(np.float64) ** 2), 1e-20)))
     result = Reproduction(y, predicted, snr)
     if write:
-        default = run.take_path(TakeName(Path(song).stem, reproduction=True))
+        name = TakeName(Path(song).stem, reproduction=True, checkpoint=weights.tag)
+        default = run.take_path(name)
         result.path = (
             write_wav(Path(out), predicted, sr=run.sr)
             if out

@@ -12,7 +12,7 @@ from typing import Any
 
 from noizenet.errors import ConfigError
 from noizenet.models import flat, samplernn
-from noizenet.models.base import Family, Kernel, Model, Spec, State
+from noizenet.models.base import Carry, Family, Kernel, Model, Spec, State
 from noizenet.models.flat import ModelSpec, NoizeNet, OutputDropout
 
 FAMILIES: dict[str, ModuleType] = {flat.NAME: flat, samplernn.NAME: samplernn}
@@ -59,6 +59,7 @@ def spec_from_config(model_cfg: Any, codec: Any) -> Spec:
 
 __all__ = [
     "FAMILIES",
+    "Carry",
     "Family",
     "Kernel",
     "Model",

@@ -23,6 +23,15 @@ Conventions shared by every family:
   is the slow, obviously correct PyTorch path (one step at a time) that the kernel is tested
   against and that generation falls back to. Both take the same :class:`~noizenet.sampling.Sampling`
   (random draws made by the caller) and return the same thing.
+- **Continuation.** Both also take ``carry=``, a :class:`Carry`, so that a take can be
+  generated in blocks (long takes stream to disk): the first call primes on ``forced`` and
+  runs its ``n_free`` steps; every later call with the same carry ignores ``forced`` and runs
+  ``n_free`` more, exactly as one longer call would (same draws, same samples). The carry
+  holds the last output (the next block's first input: for a categorical head the last
+  sampled class), the free steps done (the injection's phase, the temperature schedule's
+  position over ``sampling.span``) and the family's own state, whatever it needs: hidden
+  state, a stall window, a frame phase, the samples a frame reads. Draws in ``sampling`` are
+  this call's (``(streams, n_free)``).
 
 Added with the first implementation (H1):
 
@@ -39,6 +48,7 @@ Added with the first implementation (H1):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -47,6 +57,33 @@ import torch
 from noizenet.sampling import Sampling
 
 State = dict[str, torch.Tensor]  # named state tensors; stream axis per state_stream_dims()
+
+
+@dataclass
+class Carry:
+    """Where a take generated in blocks stands, updated in place by each call given it.
+
+    ``state`` belongs to the family that wrote it (no one else reads it).
+    """
+
+    steps: int = 0  # free steps generated so far
+    last: np.ndarray | None = None  # (streams[, dim]) the last output: the next block's input
+    state: Any = None
+
+    @property
+    def started(self) -> bool:
+        return self.last is not None
+
+    def inputs(self, forced: np.ndarray) -> np.ndarray:
+        """What a call primes on: the seed at the start, then the last output (one step)."""
+        return forced if self.last is None else self.last[:, None]
+
+    def advance(self, out: np.ndarray, state: Any) -> None:
+        """After a call that ran ``out.shape[1]`` free steps ending in ``state``."""
+        if out.shape[1]:
+            self.last = np.array(out[:, -1], copy=True)
+            self.steps += out.shape[1]
+        self.state = state
 
 
 class Spec(Protocol):
@@ -81,12 +118,13 @@ class Model(Protocol):
         ...
 
     def reference(
-        self, forced: np.ndarray, n_free: int, sampling: Sampling
+        self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Carry | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Prime on ``forced`` (streams, T[, dim]), then run ``n_free`` steps free, one
         ``step`` at a time in PyTorch. Returns (one-step predictions of the forced part:
         values, or the expected value for categorical heads; free-running output: values, or
-        sampled class indices)."""
+        sampled class indices). With a started ``carry``, continue the take it holds instead
+        (``forced`` unused; the predictions returned are then of no use)."""
         ...
 
 
@@ -94,7 +132,7 @@ class Kernel(Protocol):
     """A family's fast generation path (numba, or anything that beats the reference)."""
 
     def run(
-        self, forced: np.ndarray, n_free: int, sampling: Sampling
+        self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Carry | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Same contract as :meth:`Model.reference`; agrees with it on the same draws."""
         ...

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from noizenet.models.base import State
+from noizenet.models.base import Carry, State
 from noizenet.sampling import Sampling
 
 NAME = "flat"
@@ -111,17 +111,23 @@ class NoizeNet(nn.Module):
         return y.squeeze(1), state
 
     def reference(
-        self, forced: np.ndarray, n_free: int, sampling: Sampling
+        self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Carry | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The one-step PyTorch path (:mod:`noizenet.models.flat_reference`)."""
         from noizenet.models import flat_reference
 
         if self.spec.categorical:
+            inputs = forced if carry is None else carry.inputs(forced)
             return flat_reference.reference_categorical(
-                self, forced, n_free, **_categorical_args(sampling, forced, n_free)
+                self,
+                forced,
+                n_free,
+                **_categorical_args(sampling, inputs, n_free),
+                span=sampling.schedule_span(n_free),
+                carry=carry,
             )
         return flat_reference.reference_run(
-            self, forced, n_free, injection=sampling.injection, noise=sampling.noise
+            self, forced, n_free, injection=sampling.injection, noise=sampling.noise, carry=carry
         )
 
 
@@ -181,27 +187,45 @@ class FlatKernel:
         self.path = path
 
     def run(
-        self, forced: np.ndarray, n_free: int, sampling: Sampling
+        self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Carry | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """The Kernel contract; a carry holds the recurrent state and the stall window."""
         from noizenet.models import flat_kernels
 
+        started = carry is not None and carry.started
+        inputs = forced if carry is None else carry.inputs(forced)
+        saved = carry.state if started else {}
+        offset = carry.steps if started else 0
         if self.weights.categorical:
-            pred, out, _ = flat_kernels.run_categorical(
+            pred, out, hc = flat_kernels.run_categorical(
                 self.weights,
-                forced,
+                inputs,
                 n_free,
-                **_categorical_args(sampling, forced, n_free),
+                **_categorical_args(sampling, inputs, n_free),
+                state=saved.get("hc"),
                 path=self.path,
+                offset=offset,
+                span=sampling.schedule_span(n_free),
             )
         else:
-            pred, out, _ = flat_kernels.run(
+            injection = sampling.injection
+            window = saved.get("window") or flat_kernels.injection_window(
+                injection, np.shape(inputs)[0], self.weights.outputs
+            )
+            pred, out, hc = flat_kernels.run(
                 self.weights,
-                forced,
+                inputs,
                 n_free,
-                injection=sampling.injection,
+                state=saved.get("hc"),
+                injection=injection,
                 noise=sampling.noise,
                 path=self.path,
+                offset=offset,
+                window=window,
             )
+            saved = {"window": window}
+        if carry is not None:
+            carry.advance(out, {**saved, "hc": hc})
         return pred, out
 
 

@@ -29,6 +29,7 @@ GRU (r, z, n).
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 
 import numba
@@ -392,13 +393,16 @@ def _expected(logits, level_values, z, probs, bits):
 @numba.njit(parallel=True, **FAST)
 def _regression_per_stream(
     cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, h, c, forced, n_free,
-    inject_mode, period, window, eps, sigma, noise, pred, out,
+    inject_mode, period, window, eps, sigma, noise, pred, out, offset, ring, filled,
 ):  # fmt: skip
     """Teacher-force ``forced`` (B, T, D), then run free for ``n_free`` steps, per stream.
 
     h, c: (layers, B, H) state, updated in place. pred: (B, T, D) one-step predictions of the
     forced inputs. out: (B, n_free, D); out[:, 0] is the prediction after the last forced input.
     noise: (B, n_free, D) standard normal draws for injection (every path uses the same ones).
+    A take continued over several calls: ``offset`` free steps came before this call (the
+    injection's period and window count from the take's start), ``ring`` (B, window, D) and
+    ``filled`` (B,) the stall window, updated in place.
     """
     L, B = h.shape[0], h.shape[1]
     T = forced.shape[1]
@@ -410,10 +414,10 @@ def _regression_per_stream(
         gh = np.empty(GH, dtype=np.float32)
         y = np.empty(D, dtype=np.float32)
         feed = np.empty(D, dtype=np.float32)
-        ring = np.empty((max(window, 1), D), dtype=np.float32)
+        rb = ring[b]
         hb = np.ascontiguousarray(h[:, b, :])
         cb = np.ascontiguousarray(c[:, b, :])
-        filled = 0
+        fb = filled[b]
         steps = T + n_free - 1 if n_free > 0 else T
         for t in range(steps):
             _project(x_w0, x_b[0], forced[b, t] if t < T else feed, gx0)
@@ -423,24 +427,26 @@ def _regression_per_stream(
                 pred[b, t] = y
             if n_free > 0 and t >= T - 1:
                 j = t - (T - 1)
-                filled = _inject(inject_mode, j, y, feed, noise[b, j], ring, filled, period, eps,
-                                 sigma)  # fmt: skip
+                fb = _inject(inject_mode, offset + j, y, feed, noise[b, j], rb, fb, period, eps,
+                             sigma)  # fmt: skip
                 out[b, j] = feed
         h[:, b, :] = hb
         c[:, b, :] = cb
+        filled[b] = fb
 
 
 @numba.njit(parallel=True, **FAST)
 def _categorical_per_stream(
     cell, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free,
-    temp_start, temp_end, top_p, uniforms, level_values, pred, out,
+    temp_start, temp_end, top_p, uniforms, level_values, pred, out, offset, span,
 ):  # fmt: skip
     """Categorical head: teacher-force class indices ``forced`` (B, T), then sample freely.
 
     pred: (B, T) expected value (sum of p * level_values, temperature 1) of each one-step
     prediction. out: (B, n_free) sampled classes, fed back through the embedding. The temperature
-    moves linearly from temp_start[b] to temp_end[b] over the free-running steps; uniforms
-    (B, n_free) are the random numbers the draws use.
+    moves linearly from temp_start[b] to temp_end[b] over the take's ``span`` free steps, of
+    which ``offset`` came before this call; uniforms (B, n_free) are the random numbers the
+    draws use.
     """
     L, B = h.shape[0], h.shape[1]
     T = forced.shape[1]
@@ -465,12 +471,29 @@ def _categorical_per_stream(
                 pred[b, t] = _expected(logits, level_values, z, probs, bits)
             if n_free > 0 and t >= T - 1:
                 j = t - (T - 1)
-                frac = j / (n_free - 1) if n_free > 1 else 0.0
+                frac = (offset + j) / (span - 1) if span > 1 else 0.0
                 temp = temp_start[b] + (temp_end[b] - temp_start[b]) * frac
                 feed = _sample(logits, temp, top_p, uniforms[b, j], z, probs, bits)
                 out[b, j] = feed
         h[:, b, :] = hb
         c[:, b, :] = cb
+
+
+def serial_twin(loop):
+    """``loop`` (a ``parallel=True`` kernel) compiled again without the parallel launch, for a
+    call whose ``prange`` has one iteration (one stream): waking OpenMP's threads costs about
+    20 ms a call on a loaded 2-core machine, as long as generating a second of audio at hidden
+    50 takes, and a take streamed in 1 s blocks makes a call per block. The twin has a name of
+    its own, so numba caches it apart from the parallel loop."""
+    f = loop.py_func
+    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__)
+    twin.__qualname__ = f.__qualname__ + "_serial"
+    twin.__doc__ = f.__doc__
+    return numba.njit(**FAST)(twin)
+
+
+_regression_one_stream = serial_twin(_regression_per_stream)
+_categorical_one_stream = serial_twin(_categorical_per_stream)
 
 
 @numba.njit(**FAST)
@@ -500,9 +523,10 @@ def _expected_streams(logits, level_values, z, probs, bits, pred):
 
 
 @numba.njit(**FAST)
-def _sample_streams(logits, j, n_free, temp_start, temp_end, top_p, u, z, probs, bits, feed):
-    """Draw every stream's class for free-running step j (temperature on its schedule)."""
-    frac = j / (n_free - 1) if n_free > 1 else 0.0
+def _sample_streams(logits, j, span, temp_start, temp_end, top_p, u, z, probs, bits, feed):
+    """Draw every stream's class for the take's free-running step j (of ``span``; temperature
+    on its schedule)."""
+    frac = j / (span - 1) if span > 1 else 0.0
     for s in range(logits.shape[0]):
         temp = temp_start[s] + (temp_end[s] - temp_start[s]) * frac
         feed[s] = _sample(logits[s], temp, top_p, u[s], z[s], probs[s], bits[s])
@@ -511,7 +535,7 @@ def _sample_streams(logits, j, n_free, temp_start, temp_end, top_p, u, z, probs,
 @numba.njit(**FAST)
 def _regression_split(
     cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, h, c, forced, n_free,
-    inject_mode, period, window, eps, sigma, noise, pred, out, blocks,
+    inject_mode, period, window, eps, sigma, noise, pred, out, offset, ring, filled, blocks,
 ):  # fmt: skip
     """Same contract as :func:`_regression_per_stream`, time outermost (large models);
     ``blocks``: how many column blocks each product is split into (the thread count)."""
@@ -520,8 +544,6 @@ def _regression_split(
     gx0, gx, gh = _gate_buffers(B, GH)
     y = np.empty((B, D), dtype=np.float32)
     feed = np.zeros((B, D), dtype=np.float32)
-    ring = np.empty((B, max(window, 1), D), dtype=np.float32)
-    filled = np.zeros(B, dtype=np.int64)
     steps = T + n_free - 1 if n_free > 0 else T
     for t in range(steps):
         _gemm_columns(x_w0, x_b[0], forced[:, t] if t < T else feed, gx0, 0, GH)
@@ -531,20 +553,19 @@ def _regression_split(
             pred[:, t] = y
         if n_free > 0 and t >= T - 1:
             j = t - (T - 1)
-            _inject_streams(inject_mode, j, y, feed, noise[:, j], ring, filled, period, eps, sigma)
+            _inject_streams(inject_mode, offset + j, y, feed, noise[:, j], ring, filled, period,
+                            eps, sigma)  # fmt: skip
             out[:, j] = feed
 
 
 def _regression_blas(
-    w: KernelWeights, h, c, forced, n_free, inj: Injection, noise, pred, out
+    w: KernelWeights, h, c, forced, n_free, inj: Injection, noise, pred, out, offset, ring, filled
 ) -> None:
     """:func:`_regression_split` for many streams, with BLAS products."""
     B, T, D = forced.shape[0], forced.shape[1], w.outputs
     gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
     y = np.empty((B, D), np.float32)
     feed = np.zeros((B, D), np.float32)
-    ring = np.empty((B, max(inj.window, 1), D), np.float32)
-    filled = np.zeros(B, np.int64)
     eps, sigma = np.float32(inj.eps), np.float32(inj.sigma)
     for t in range(T + n_free - 1 if n_free > 0 else T):
         np.dot(forced[:, t] if t < T else feed, w.x_w0, out=gx0)
@@ -556,14 +577,15 @@ def _regression_blas(
             pred[:, t] = y
         if n_free > 0 and t >= T - 1:
             j = t - (T - 1)
-            _inject_streams(inj.mode, j, y, feed, noise[:, j], ring, filled, inj.period, eps, sigma)
+            _inject_streams(inj.mode, offset + j, y, feed, noise[:, j], ring, filled, inj.period,
+                            eps, sigma)  # fmt: skip
             out[:, j] = feed
 
 
 @numba.njit(**FAST)
 def _categorical_split(
     cell, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free,
-    temp_start, temp_end, top_p, uniforms, level_values, pred, out, blocks,
+    temp_start, temp_end, top_p, uniforms, level_values, pred, out, offset, span, blocks,
 ):  # fmt: skip
     """Same contract as :func:`_categorical_per_stream`, time outermost (large models);
     ``blocks`` as in :func:`_regression_split`."""
@@ -585,14 +607,15 @@ def _categorical_split(
             _expected_streams(logits, level_values, z, probs, bits, pred[:, t])
         if n_free > 0 and t >= T - 1:
             j = t - (T - 1)
-            _sample_streams(logits, j, n_free, temp_start, temp_end, top_p, uniforms[:, j], z,
-                            probs, bits, feed)  # fmt: skip
+            _sample_streams(logits, offset + j, span, temp_start, temp_end, top_p, uniforms[:, j],
+                            z, probs, bits, feed)  # fmt: skip
             out[:, j] = feed
 
 
 def _categorical_blas(
-    w: KernelWeights, h, c, forced, n_free, temps, top_p, uniforms, level_values, pred, out
-) -> None:
+    w: KernelWeights, h, c, forced, n_free, temps, top_p, uniforms, level_values, pred, out,
+    offset, span,
+) -> None:  # fmt: skip
     """:func:`_categorical_split` for many streams, with BLAS products."""
     B, T, levels = forced.shape[0], forced.shape[1], w.outputs
     gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
@@ -610,8 +633,8 @@ def _categorical_blas(
             _expected_streams(logits, level_values, z, probs, bits, pred[:, t])
         if n_free > 0 and t >= T - 1:
             j = t - (T - 1)
-            _sample_streams(logits, j, n_free, temps[0], temps[1], top_p, uniforms[:, j], z,
-                            probs, bits, feed)  # fmt: skip
+            _sample_streams(logits, offset + j, span, temps[0], temps[1], top_p, uniforms[:, j],
+                            z, probs, bits, feed)  # fmt: skip
             out[:, j] = feed
 
 
@@ -620,6 +643,14 @@ def _initial_state(weights: KernelWeights, B: int, state: tuple | None) -> tuple
     if state is None:
         return np.zeros((L, B, H), np.float32), np.zeros((L, B, H), np.float32)
     return tuple(np.array(s, dtype=np.float32, copy=True) for s in state)
+
+
+def injection_window(injection: Injection, streams: int, dim: int) -> tuple:
+    """A fresh stall window: the last outputs (streams, window, dim) and how many it holds."""
+    return (
+        np.zeros((streams, max(injection.window, 1), dim), np.float32),
+        np.zeros(streams, np.int64),
+    )
 
 
 SCHEDULES = ("auto", "per-stream", "split", "blas")
@@ -646,6 +677,8 @@ def run(
     injection: Injection | None = None,
     noise: np.ndarray | None = None,
     path: str = "auto",
+    offset: int = 0,
+    window: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Regression head: prime on ``forced``, then generate ``n_free`` steps per stream.
 
@@ -654,6 +687,10 @@ def run(
     ``forced``), the free-running output (B, n_free[, D]) and the final state. ``path`` picks
     the schedule (``per-stream``, ``split`` or ``blas``; ``auto`` by hidden size and streams):
     the results agree to float32 rounding.
+
+    A take continued over calls: ``offset`` free steps came before this one (the periodic
+    injection's phase and the stall window's slots count from the take's start), and
+    ``window`` is the stall window (:func:`injection_window`), updated in place.
     """
     injection = injection or Injection()
     forced = np.asarray(forced, dtype=np.float32)
@@ -670,19 +707,21 @@ def run(
     noise = np.ascontiguousarray(noise if noise.ndim == 3 else noise[:, :, None])
     pred = np.zeros((B, forced.shape[1], D), dtype=np.float32)
     out = np.zeros((B, n_free, D), dtype=np.float32)
+    ring, filled = window if window is not None else injection_window(injection, B, D)
     w = weights
     args = (
         w.cell, w.x_w0, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, h, c, forced, n_free,
         injection.mode, injection.period, injection.window, np.float32(injection.eps),
-        np.float32(injection.sigma), noise, pred, out,
+        np.float32(injection.sigma), noise, pred, out, int(offset), ring, filled,
     )  # fmt: skip
     schedule = _schedule(weights, B, path)
     if schedule == "per-stream":
-        _regression_per_stream(*args)
+        (_regression_one_stream if B == 1 else _regression_per_stream)(*args)
     elif schedule == "split":
         _regression_split(*args, numba.get_num_threads())
     else:
-        _regression_blas(weights, h, c, forced, n_free, injection, noise, pred, out)
+        _regression_blas(weights, h, c, forced, n_free, injection, noise, pred, out, int(offset),
+                         ring, filled)  # fmt: skip
     if not vector:
         pred, out = pred[:, :, 0], out[:, :, 0]
     return pred, out, (h, c)
@@ -699,12 +738,15 @@ def run_categorical(
     uniforms: np.ndarray | None = None,
     state: tuple[np.ndarray, np.ndarray] | None = None,
     path: str = "auto",
+    offset: int = 0,
+    span: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Categorical head: prime on class indices ``forced`` (B, T), then sample ``n_free``.
 
-    ``temperature`` is one value or per-stream (start, end) arrays for a linear schedule.
-    Returns (expected value of each forced prediction (B, T), sampled classes (B, n_free) int64,
-    state). ``path`` as in :func:`run`.
+    ``temperature`` is one value or per-stream (start, end) arrays for a linear schedule over
+    the take's ``span`` free steps (default ``n_free``), of which ``offset`` came before this
+    call (a take continued over calls). Returns (expected value of each forced prediction
+    (B, T), sampled classes (B, n_free) int64, state). ``path`` as in :func:`run`.
     """
     forced = np.ascontiguousarray(np.atleast_2d(np.asarray(forced)).astype(np.int64))
     B = forced.shape[0]
@@ -723,17 +765,18 @@ def run_categorical(
     level_values = np.ascontiguousarray(level_values, dtype=np.float64)
     pred = np.zeros((B, forced.shape[1]), dtype=np.float32)
     out = np.zeros((B, n_free), dtype=np.int64)
+    span = n_free if span is None else int(span)
     w = weights
     args = (
         w.cell, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, w.table, h, c, forced, n_free,
-        t0, t1, float(top_p), uniforms, level_values, pred, out,
+        t0, t1, float(top_p), uniforms, level_values, pred, out, int(offset), span,
     )  # fmt: skip
     schedule = _schedule(weights, B, path)
     if schedule == "per-stream":
-        _categorical_per_stream(*args)
+        (_categorical_one_stream if B == 1 else _categorical_per_stream)(*args)
     elif schedule == "split":
         _categorical_split(*args, numba.get_num_threads())
     else:
         _categorical_blas(weights, h, c, forced, n_free, (t0, t1), float(top_p), uniforms,
-                          level_values, pred, out)  # fmt: skip
+                          level_values, pred, out, int(offset), span)  # fmt: skip
     return pred, out, (h, c)

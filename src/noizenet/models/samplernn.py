@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from noizenet.errors import ConfigError
+from noizenet.models.base import Carry
 from noizenet.models.flat import OutputDropout
 from noizenet.models.samplernn_inputs import _padded, _prepare
 from noizenet.sampling import Sampling, sample
@@ -232,7 +233,7 @@ class SampleRNN(nn.Module):
     # -- the slow, obviously correct generation path --------------------------------------------
     @torch.no_grad()
     def reference(
-        self, forced: np.ndarray, n_free: int, sampling: Sampling
+        self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Carry | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Prime on class indices ``forced`` (B, T), then sample ``n_free`` more, one sample at
         a time: each tier steps when a frame of its size starts, the MLP every sample.
@@ -242,35 +243,52 @@ class SampleRNN(nn.Module):
         t] is the expected value (``sampling.level_values``, temperature 1) of the sample after
         forced[:, t], and the first ``lookback`` of them see part of that padding. out: (B,
         n_free) sampled classes; out[:, 0] follows the last forced sample.
+
+        A started ``carry`` continues a take: the tiers' states and latest outputs, the frame
+        phase and the last ``lookback + 1`` samples travel in it.
         """
         self.eval()
-        forced, B, T, (t0, t1), uniforms, values = _prepare(self.spec, forced, n_free, sampling)
         fs, lb = self.spec.frame_sizes, self.lookback
-        seq = _padded(self.spec, forced, n_free)
+        started = carry is not None and carry.started
+        if started:
+            st = carry.state
+            state, conds, phase = dict(st["state"]), list(st["conds"]), st["phase"]
+            seq = np.concatenate([st["tail"], np.full((len(st["tail"]), n_free), 0)], axis=1)
+            forced = seq[:, lb : lb + 1]
+        forced, B, T, (t0, t1), uniforms, values = _prepare(self.spec, forced, n_free, sampling)
+        span, offset = sampling.schedule_span(n_free), carry.steps if started else 0
+        if not started:
+            seq = _padded(self.spec, forced, n_free)
+            state = self.init_state(B)
+            conds = [torch.empty(0)] * len(fs)  # each tier's latest output, (B, ratio, dim)
+            phase = 0
         pred = np.zeros((B, T), np.float32)
         out = np.zeros((B, n_free), np.int64)
-        state = self.init_state(B)
-        conds: list[torch.Tensor] = [torch.empty(0)] * len(fs)  # each tier's (B, ratio, dim)
         for t in range(T + n_free - 1 if n_free > 0 else T):
             p = t + lb + 1  # the sample being predicted, in seq
+            tt = t + phase  # the step in the take: the frame grid
             for k, tier in enumerate(self.tiers):
-                if t % fs[k]:
+                if tt % fs[k]:
                     continue
                 frame = self.scale(torch.from_numpy(seq[:, p - fs[k] : p]).float())[:, None]
-                above = conds[k - 1][:, (t % fs[k - 1]) // fs[k]][:, None] if k else None
+                above = conds[k - 1][:, (tt % fs[k - 1]) // fs[k]][:, None] if k else None
                 conds[k], hx = tier.step(frame, above, self._hx(state, k))
                 self._put(state, k, hx)
             window = self.embed(torch.from_numpy(seq[:, p - fs[-1] : p])).transpose(1, 2)
-            logits = self.mlp(window, conds[-1][:, t % fs[-1]]).double()  # (B, levels)
+            logits = self.mlp(window, conds[-1][:, tt % fs[-1]]).double()  # (B, levels)
             if t < T:
                 pred[:, t] = (torch.softmax(logits, -1).numpy() @ values).astype(np.float32)
             if n_free > 0 and t >= T - 1:
                 j = t - (T - 1)
-                frac = j / (n_free - 1) if n_free > 1 else 0.0
+                frac = (offset + j) / (span - 1) if span > 1 else 0.0
                 for b in range(B):
                     temp = t0[b] + (t1[b] - t0[b]) * frac
                     out[b, j] = sample(logits[b].numpy(), temp, sampling.top_p, uniforms[b, j])
                 seq[:, p] = out[:, j]
+        if carry is not None:
+            tail = seq[:, seq.shape[1] - lb - 1 :].copy()
+            phase += T - 1 + n_free
+            carry.advance(out, {"state": state, "conds": conds, "phase": phase, "tail": tail})
         return pred, out
 
 

@@ -31,6 +31,7 @@ import numba
 import numpy as np
 import torch
 
+from noizenet.models.base import Carry
 from noizenet.models.flat_kernels import (
     CELL_CODES,
     FAST,
@@ -38,6 +39,7 @@ from noizenet.models.flat_kernels import (
     _expected,
     _gemm_columns,
     _sample,
+    serial_twin,
 )
 from noizenet.models.samplernn_inputs import _padded, _prepare
 from noizenet.sampling import Sampling
@@ -154,13 +156,16 @@ def _relu(a):
 def _group(
     cell, frames, scaled, frame_w, frame_b, x_w, x_b, h_w, h_b, up_w, up_b, up_cols, table,
     mlp_w, mlp_b, out_w, out_b, h, c, seq, T, n_free, temp_start, temp_end, top_p, uniforms,
-    level_values, pred, out, s0, s1,
+    level_values, pred, out, ups_all, phase, offset, span, s0, s1,
 ):  # fmt: skip
     """Streams s0..s1 from the first prediction to the last sample, time outermost.
 
     h, c: (K, layers, B, H) state, updated in place; seq: (B, lookback + T + n_free) padding,
     seed, and room for the take, filled in place; pred (B, T), out (B, n_free) as in
-    :meth:`~noizenet.models.samplernn.SampleRNN.reference`.
+    :meth:`~noizenet.models.samplernn.SampleRNN.reference`. ups_all (K, B, U): each tier's
+    latest output, updated in place. A take continued over calls: ``phase`` is the take's step
+    of this call's first (the frame grid), ``offset`` the free steps before it and ``span`` the
+    take's (the temperature schedule).
     """
     K, L = h.shape[0], h.shape[1]
     G = s1 - s0
@@ -168,7 +173,7 @@ def _group(
     FK, lb = frames[K - 1], frames[0] - 1
     hg = np.ascontiguousarray(h[:, :, s0:s1, :])  # (K, L, G, H)
     cg = np.ascontiguousarray(c[:, :, s0:s1, :])
-    ups = np.zeros((K, G, up_w.shape[2]), dtype=np.float32)  # each tier's latest output
+    ups = np.ascontiguousarray(ups_all[:, s0:s1, :])  # each tier's latest output
     gx0 = np.empty((G, GH), dtype=np.float32)
     gx = np.empty((G, GH), dtype=np.float32)
     gh = np.empty((G, GH), dtype=np.float32)
@@ -181,9 +186,10 @@ def _group(
     steps = T + n_free - 1 if n_free > 0 else T
     for t in range(steps):
         p = t + lb + 1  # the sample being predicted, in seq
+        tt = t + phase  # the step in the take: the frame grid
         for k in range(K):
             F = frames[k]
-            if t % F != 0:
+            if tt % F != 0:
                 continue
             fw = frame_w[k]
             for s in range(G):
@@ -191,7 +197,7 @@ def _group(
                 for r in range(GH):
                     gx0[s, r] = frame_b[k, r]
                 if k > 0:
-                    off = (t % frames[k - 1]) // F * GH
+                    off = (tt % frames[k - 1]) // F * GH
                     for r in range(GH):
                         gx0[s, r] += ups[k - 1, s, off + r]
                 for i in range(F):
@@ -205,7 +211,7 @@ def _group(
                 _gemm_columns(h_w[k, layer], h_b[k, layer], hg[k, layer], gh, 0, GH)
                 _cells(cell, gx, gh, hg[k, layer], cg[k, layer])
             _gemm_columns(up_w[k], up_b[k], hg[k, L - 1], ups[k], 0, up_cols[k])
-        off = (t % FK) * M
+        off = (tt % FK) * M
         for s in range(G):
             row = seq[s0 + s]
             for m in range(M):
@@ -224,28 +230,32 @@ def _group(
                 pred[b, t] = _expected(logits[s], level_values, z[s], probs[s], bits[s])
             if n_free > 0 and t >= T - 1:
                 j = t - (T - 1)
-                frac = j / (n_free - 1) if n_free > 1 else 0.0
+                frac = (offset + j) / (span - 1) if span > 1 else 0.0
                 temp = temp_start[b] + (temp_end[b] - temp_start[b]) * frac
                 v = _sample(logits[s], temp, top_p, uniforms[b, j], z[s], probs[s], bits[s])
                 out[b, j] = v
                 seq[b, p] = v
     h[:, :, s0:s1, :] = hg
     c[:, :, s0:s1, :] = cg
+    ups_all[:, s0:s1, :] = ups
 
 
 @numba.njit(parallel=True, **FAST)
 def _groups(
     cell, frames, scaled, frame_w, frame_b, x_w, x_b, h_w, h_b, up_w, up_b, up_cols, table,
     mlp_w, mlp_b, out_w, out_b, h, c, seq, T, n_free, temp_start, temp_end, top_p, uniforms,
-    level_values, pred, out, group,
+    level_values, pred, out, ups, phase, offset, span, group,
 ):  # fmt: skip
     """:func:`_group` for every group of ``group`` streams, the groups in parallel."""
     B = h.shape[2]
     for g in numba.prange((B + group - 1) // group):
         _group(cell, frames, scaled, frame_w, frame_b, x_w, x_b, h_w, h_b, up_w, up_b, up_cols,
                table, mlp_w, mlp_b, out_w, out_b, h, c, seq, T, n_free, temp_start, temp_end,
-               top_p, uniforms, level_values, pred, out, g * group,
+               top_p, uniforms, level_values, pred, out, ups, phase, offset, span, g * group,
                min((g + 1) * group, B))  # fmt: skip
+
+
+_one_group = serial_twin(_groups)
 
 
 def run(
@@ -256,21 +266,40 @@ def run(
     *,
     spec,
     group: int = GROUP,
+    carry: Carry | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prime on class indices ``forced`` (B, T), then sample ``n_free`` per stream: the
-    contract of :meth:`~noizenet.models.samplernn.SampleRNN.reference`."""
+    contract of :meth:`~noizenet.models.samplernn.SampleRNN.reference`, ``carry`` included
+    (tier states, their latest outputs, the frame phase and the samples frames read)."""
     n_free = max(int(n_free), 0)
-    forced, B, T, (t0, t1), uniforms, values = _prepare(spec, forced, n_free, sampling)
+    started = carry is not None and carry.started
     w = weights
-    h = np.repeat(w.h0[:, :, None, :], B, axis=2)  # (K, L, B, H)
-    c = np.repeat(w.c0[:, :, None, :], B, axis=2)
-    seq = _padded(spec, forced, n_free)
+    if started:
+        st = carry.state
+        h, c, ups, phase, seq = st["h"], st["c"], st["ups"], st["phase"], st["tail"]
+        seq = np.concatenate([seq, np.full((seq.shape[0], n_free), spec.levels // 2)], axis=1)
+        forced = seq[:, spec.lookback : spec.lookback + 1]
+    forced, B, T, (t0, t1), uniforms, values = _prepare(spec, forced, n_free, sampling)
+    if not started:
+        h = np.repeat(w.h0[:, :, None, :], B, axis=2)  # (K, L, B, H)
+        c = np.repeat(w.c0[:, :, None, :], B, axis=2)
+        ups = np.zeros((len(spec.frame_sizes), B, w.up_w.shape[2]), np.float32)
+        phase = 0
+        seq = _padded(spec, forced, n_free)
     pred = np.zeros((B, T), np.float32)
     out = np.zeros((B, n_free), np.int64)
-    _groups(w.cell, w.frames, w.scaled, w.frame_w, w.frame_b, w.x_w, w.x_b, w.h_w, w.h_b,
+    offset = carry.steps if started else 0
+    groups = _groups if group < B else _one_group  # one group: no parallel launch per call
+    groups(w.cell, w.frames, w.scaled, w.frame_w, w.frame_b, w.x_w, w.x_b, w.h_w, w.h_b,
             w.up_w, w.up_b, w.up_cols, w.table, w.mlp_w, w.mlp_b, w.out_w, w.out_b, h, c, seq, T,
-            n_free, t0, t1, float(sampling.top_p), uniforms, values, pred, out,
-            max(int(group), 1))  # fmt: skip
+            n_free, t0, t1, float(sampling.top_p), uniforms, values, pred, out, ups, int(phase),
+            int(offset), sampling.schedule_span(n_free), max(int(group), 1))  # fmt: skip
+    if carry is not None:
+        # the next call's first step is this one's after its last: its frames read the
+        # lookback + 1 samples before the sample it predicts
+        tail = np.ascontiguousarray(seq[:, seq.shape[1] - spec.lookback - 1 :])
+        state = {"h": h, "c": c, "ups": ups, "phase": phase + T - 1 + n_free, "tail": tail}
+        carry.advance(out, state)
     return pred, out
 
 
@@ -282,6 +311,6 @@ class SampleRNNKernel:
         self.weights = kernel_weights(model)
 
     def run(
-        self, forced: np.ndarray, n_free: int, sampling: Sampling
+        self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Carry | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        return run(self.weights, forced, n_free, sampling, spec=self.spec)
+        return run(self.weights, forced, n_free, sampling, spec=self.spec, carry=carry)

@@ -72,6 +72,7 @@ def write_report(
     title: str | None = None,
     extra_figures: Iterable[tuple[str | Path, str]] = (),
     progress: bool = True,
+    checkpoint: str | None = None,
 ) -> Path:
     """Write an HTML report of one or more run folders and return its path.
 
@@ -85,6 +86,8 @@ def write_report(
     extra_figures : ``(png, caption)`` pairs shown with the comparison, e.g. figures an
         experiment or the demo drew across runs
     progress : show a progress bar while missing views are drawn
+    checkpoint : show only the takes made from these weights (``last``, ``best``,
+        ``epoch:N``, PATH, as their names record it); None: every take
 
     Returns
     -------
@@ -97,7 +100,7 @@ def write_report(
 
     if not runs:
         raise NoizeNetError("report: give at least one run folder")
-    folders = [read_run(p) for p in runs]
+    folders = [read_run(p, checkpoint=checkpoint) for p in runs]
     out = Path(out) if out is not None else default_report_path(runs)
     if out.is_dir():
         raise NoizeNetError(f"{out}: is a folder; --out takes the HTML file to write")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from noizenet.config import parse_checkpoint
 from noizenet.run import (
     RunInfo,
     parse_take_name,
@@ -122,8 +123,9 @@ class RunFolder:
         return None
 
 
-def read_run(path: str | Path) -> RunFolder:
-    """Read a run folder for reporting; raises :class:`NoizeNetError` if it is not one."""
+def read_run(path: str | Path, *, checkpoint: str | None = None) -> RunFolder:
+    """Read a run folder for reporting; raises :class:`NoizeNetError` if it is not one.
+    ``checkpoint`` (last, best, epoch:N, PATH): only the takes those weights made."""
     paths = require_run_folder(path)
     path = paths.root
     run = RunFolder(path=path, info=read_run_info(paths.info, strict=False), config={}, metrics=[])
@@ -149,6 +151,9 @@ def read_run(path: str | Path) -> RunFolder:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             run.problems.append(f"{evaluation}: unreadable ({exc})")
     run.wavs = sorted(p for p in paths.audio.glob("*.wav") if p.is_file())
+    if checkpoint is not None:  # only the takes the chosen weights made (as their names say)
+        tag = parse_checkpoint(checkpoint).tag
+        run.wavs = [w for w in run.wavs if getattr(parse_take_name(w.stem), "checkpoint", 0) == tag]
     run.pngs = sorted(
         p
         for folder in ("figures", "audio")

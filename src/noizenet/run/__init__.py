@@ -2,7 +2,8 @@
 
 ``config.toml`` (full resolved settings), ``model.safetensors`` (weights, with the model spec in
 its metadata), ``run.json`` (codec statistics, sample rate, versions, seed, corpus, metrics),
-``metrics.jsonl`` (one line per epoch), ``events.jsonl``, ``checkpoints/``, ``figures/*.png``,
+``metrics.jsonl`` (one line per epoch), ``events.jsonl``, ``checkpoints/``, ``weights/`` (the
+weights after each epoch), ``figures/*.png``,
 ``audio/*.wav``, ``report.html`` and ``tb/``.
 
 This package owns every path and file of a run: :mod:`~noizenet.run.paths` names them,
@@ -12,6 +13,7 @@ verb uses, and :mod:`~noizenet.run.takes` makes and reads the names of generated
 
 from __future__ import annotations
 
+from noizenet.run.choice import Weights, best_epoch, choose_weights
 from noizenet.run.folder import (
     Run,
     read_events,
@@ -42,6 +44,9 @@ __all__ = [
     "RunPaths",
     "RunWriter",
     "TakeName",
+    "Weights",
+    "best_epoch",
+    "choose_weights",
     "load_model",
     "parse_take_name",
     "read_events",

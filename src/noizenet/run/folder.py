@@ -14,10 +14,11 @@ from typing import Any
 from noizenet.config import Config
 from noizenet.errors import NoizeNetError
 from noizenet.io import read_jsonl
+from noizenet.run.choice import Weights, choose_weights
 from noizenet.run.info import RunInfo, read_run_info
 from noizenet.run.paths import RunPaths
 from noizenet.run.takes import TakeName, take_name
-from noizenet.run.weights import load_model
+from noizenet.run.weights import load_model, load_model_file
 
 
 def require_run_folder(path: str | Path) -> RunPaths:
@@ -70,8 +71,15 @@ class Run:
     def name(self) -> str:
         return self.path.name
 
-    def model(self) -> Any:
-        return load_model(self.weights)
+    def choose(self, checkpoint: Any = "last") -> Weights:
+        """Which weights ``checkpoint`` (last, best, epoch:N, PATH) names, checked."""
+        return choose_weights(self, checkpoint)
+
+    def model(self, checkpoint: Any = "last") -> Any:
+        """The model with the weights ``checkpoint`` names (default: model.safetensors)."""
+        if checkpoint == "last":
+            return load_model(self.weights)
+        return load_model_file(self.choose(checkpoint).path)[0]
 
     def codec(self) -> Any:
         from noizenet.codecs import codec_from_state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,15 @@ CHECKPOINTS = "checkpoints"
 FIGURES = "figures"
 AUDIO = "audio"
 TENSORBOARD = "tb"
+BEST_CHECKPOINT = "best.safetensors"  # in CHECKPOINTS: the checkpoint with the lowest val loss
+# the weights after each epoch (``weights/epoch-0003.safetensors``), for ``--checkpoint
+# epoch:N`` and ``best``: weights files, small beside checkpoints (no optimizer state)
+EPOCH_WEIGHTS = "weights"
+_EPOCH_WEIGHTS = re.compile(r"epoch-(\d+)\.safetensors")
 
 #: What training writes, and ``train --force`` removes before it starts again.
 RUN_FILES = (CONFIG, WEIGHTS, INFO, METRICS, EVENTS)
-RUN_DIRS = (FIGURES, AUDIO, CHECKPOINTS)
+RUN_DIRS = (FIGURES, AUDIO, CHECKPOINTS, EPOCH_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -71,3 +77,19 @@ class RunPaths:
     @property
     def tensorboard(self) -> Path:
         return self.root / TENSORBOARD
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / BEST_CHECKPOINT
+
+    def epoch_weights(self, epoch: int) -> Path:
+        """The weights after epoch ``epoch`` (1 = the first)."""
+        return self.root / EPOCH_WEIGHTS / f"epoch-{epoch:04d}.safetensors"
+
+    def epoch_weights_kept(self) -> dict[int, Path]:
+        """Epoch -> its weights file, for every epoch the folder keeps."""
+        folder = self.root / EPOCH_WEIGHTS
+        if not folder.is_dir():
+            return {}
+        found = ((_EPOCH_WEIGHTS.fullmatch(p.name), p) for p in folder.iterdir())
+        return {int(m[1]): p for m, p in found if m}

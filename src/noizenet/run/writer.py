@@ -84,15 +84,24 @@ class RunWriter:
         """An epoch's line in metrics.jsonl, the weights after it, and run.json's summary."""
         append_jsonl(self.paths.metrics, record)
         save_weights(self.paths.weights, model)
+        # every epoch's weights are kept (``--checkpoint epoch:N``, ``best``); written after
+        # the metrics line, so an epoch file always has its line (a crash between the two
+        # leaves a line without weights, which the reader reports)
+        save_weights(self.paths.epoch_weights(int(record["epoch"])), model)
         self.info.metrics = metrics_summary(records)
         self.save()
 
     def rewrite_metrics(self, records: list[dict[str, Any]]) -> None:
-        """metrics.jsonl as exactly ``records`` (a resume or rollback drops later epochs)."""
+        """metrics.jsonl as exactly ``records`` (a resume or rollback drops later epochs, and
+        their weights: they belong to a branch training left)."""
         if records:
             write_jsonl(self.paths.metrics, records)
         else:
             self.paths.metrics.unlink(missing_ok=True)
+        last = max((int(r["epoch"]) for r in records), default=0)
+        for epoch, path in self.paths.epoch_weights_kept().items():
+            if epoch > last:
+                path.unlink(missing_ok=True)
         self.info.metrics = metrics_summary(records)
         self.save()
 

@@ -161,6 +161,7 @@ def create_app(
         choice = _field(body, "checkpoint", str, "last")
         if choice not in R.checkpoint_choices(run_dir):
             raise R.RefusedError(f"checkpoint {choice!r} is not available for this run", 400)
+        kwargs["checkpoint"] = choice
         return generations.start(run_dir, kwargs).view()
 
     def generation_status(request: Request, _body: Any) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class Generation:
     phase: str = "generating"
     takes: list[Path] = field(default_factory=list)
     error: str | None = None
+    live: Any = None  # the latest GenerationProgress generate reported (a block at a time)
 
     def view(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -55,6 +56,9 @@ class Generation:
             # real-time factor: seconds of audio made per second of generate's wall time
             # (loading the run and model included; drawing the views not)
             "rtf": round(audio_s / generating, 2) if self.generated and generating > 0 else None,
+            # while it generates: seconds done per take, and the real-time factor so far
+            "done_s": None if self.live is None else round(self.live.seconds, 2),
+            "live_rtf": None if self.live is None else round(self.live.realtime, 2),
             "error": self.error,
             "settings": {k: _jsonable(v) for k, v in self.kwargs.items()},
         }
@@ -117,8 +121,11 @@ def generate_takes(job: Generation) -> None:
     from noizenet.generate import generate
     from noizenet.run import Run
 
+    def progress(p: Any) -> None:
+        job.live = p
+
     run = Run.open(job.run_dir)
-    takes = generate(run, **job.kwargs)
+    takes = generate(run, **job.kwargs, progress=progress)
     job.generated = time.monotonic()
     job.phase = "drawing views"
     for take in takes:

@@ -82,7 +82,7 @@ def find_runs(root: Path) -> list[Path]:
         for child in children:
             if child.name.startswith(".") or child.is_symlink() or not child.is_dir():
                 continue
-            if child.name in ("checkpoints", "audio", "figures", "tb"):
+            if child.name in ("checkpoints", "weights", "audio", "figures", "tb"):
                 continue
             walk(child, depth + 1)
 
@@ -137,9 +137,19 @@ def loss_points(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def checkpoint_choices(run_dir: Path) -> list[str]:
-    """The checkpoints generation may start from: ``last`` (model.safetensors), the only one
-    :func:`noizenet.generate.generate` reads until it takes a checkpoint (issue 15)."""
-    return ["last"]
+    """The checkpoints generation may start from, as ``--checkpoint`` names them: ``last``
+    (model.safetensors), ``best`` (the epoch with the lowest validation loss, when its weights
+    are kept) and ``epoch:N`` for every epoch whose weights the run folder keeps."""
+    from noizenet.run import RunPaths, best_epoch, read_metrics
+
+    paths = RunPaths(Path(run_dir))
+    kept = paths.epoch_weights_kept()
+    best = best_epoch(read_metrics(run_dir))
+    return [
+        "last",
+        *(["best"] if best is not None and best in kept else []),
+        *(f"epoch:{n}" for n in sorted(kept)),
+    ]
 
 
 def summary(root: Path, run: RunFolder, studio_jobs: set[Path]) -> dict[str, Any]:

@@ -422,7 +422,9 @@ def _train(
                 writer.rewrite_metrics([])
             else:
                 writer.events.truncate(int(ckpt.meta.get("run", {}).get("events", 0)))
-                # lines logged after this checkpoint will be logged again, exactly once
+                # lines logged after this checkpoint will be logged again, exactly once; later
+                # checkpoints (a newer one that did not load) and a later best are dropped
+                store.drop_after(ckpt.position)
                 writer.rewrite_metrics(records(trainer))
                 epoch, step = ckpt.position
                 log(f"resuming {out} at epoch {epoch + 1} step {step} from {ckpt.path}")

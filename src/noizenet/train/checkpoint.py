@@ -25,10 +25,9 @@ import numpy as np
 import torch
 
 from noizenet.errors import CheckpointError
+from noizenet.run.weights import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from noizenet.tensorfile import read_tensors, write_tensors
 
-CHECKPOINT_FORMAT = "noizenet-checkpoint"
-CHECKPOINT_VERSION = "1"
 BEST = "best.safetensors"
 _NAME = re.compile(r"ckpt-e(\d+)-s(\d+)\.safetensors")
 
@@ -172,6 +171,18 @@ def rng_from_flat(ckpt: Checkpoint) -> None:
     random.setstate((version, tuple(py_state), py_gauss))
 
 
+def _position(path: Path) -> tuple[int, int] | None:
+    """A checkpoint file's (epoch, step), read from its metadata alone; None if unreadable."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            trainer = json.loads((fh.metadata() or {})["trainer"])
+        return int(trainer["epoch"]), int(trainer["step"])
+    except Exception:  # missing, torn or foreign: no position
+        return None
+
+
 # -- the checkpoints folder -----------------------------------------------------------------
 class CheckpointStore:
     """``RUN/checkpoints``: the last ``keep`` checkpoints by position, plus the best."""
@@ -202,12 +213,19 @@ class CheckpointStore:
         return path
 
     def drop_after(self, position: tuple[int, int]) -> None:
-        """Delete checkpoints later than ``position`` (after a rollback they are a dead branch)."""
+        """Delete checkpoints later than ``position``: after a rollback, or a resume from an
+        earlier checkpoint than the newest (one that failed to load), they are a dead branch.
+        The best checkpoint too when it is later: a best from that branch would be stale (the
+        branch training continues on may never reach its loss, and would keep it forever)."""
         for p in self.paths():
             m = _NAME.fullmatch(p.name)
             assert m is not None
             if (int(m[1]), int(m[2])) > position:
                 p.unlink(missing_ok=True)
+        best = self.folder / BEST
+        at = _position(best)
+        if best.is_file() and (at is None or at > position):
+            best.unlink(missing_ok=True)
 
     def clean_temporaries(self) -> None:
         """Remove temp files a killed write left behind (they never look like checkpoints)."""

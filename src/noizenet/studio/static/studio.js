@@ -194,8 +194,10 @@ async function pollGeneration(quiet) {
   try { job = await api("/api/generate?" + q({run})); } catch (err) { say("gen-status", err.message, true); return; }
   if (job.state === "idle") { if (!quiet) say("gen-status", ""); return; }
   if (job.state === "running") {
-    const rate = job.rtf === null ? "" : ", " + job.rtf + "x real time";
-    say("gen-status", job.phase + ": " + job.audio_s + " s of audio ... " +
+    const live = job.rtf === null ? job.live_rtf : job.rtf;
+    const rate = live === null ? "" : ", " + live + "x real time";
+    const done = job.done_s === null || job.generation_s !== null ? "" : " (" + job.done_s + " s done)";
+    say("gen-status", job.phase + ": " + job.audio_s + " s of audio" + done + " ... " +
         job.elapsed_s.toFixed(1) + " s so far" + rate);
     genTimer = setTimeout(() => pollGeneration(false), 400);
     return;
