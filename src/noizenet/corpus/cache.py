@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from noizenet import audio, limits
 from noizenet.audio import SAMPLE_RATE
 from noizenet.errors import AudioError, NoizeNetError
 from noizenet.io import atomic_path, atomic_write_json, exclusive_lock
@@ -334,8 +335,6 @@ class DecodeCache:
         Each song costs 2 bytes a sample at the cache's rate, for its whole length (read from
         its header; a file whose header says nothing, as if it were compressed at
         :data:`MIN_SOURCE_BYTES_PER_S`: an upper bound for its length)."""
-        from noizenet import audio, limits
-
         need = 0
         for src in sources:
             try:
@@ -389,7 +388,6 @@ Task = tuple[str, str, str, int]  # (source path, output .npy path, relative fil
 
 def decode_task(source: str, out: str, file: str, sr: int) -> dict[str, Any]:
     """Decode one source into ``out``; return its manifest entry. Never raises for bad audio."""
-    from noizenet import audio
 
     st = os.stat(source)  # taken first: a file that changes while we decode is redone next time
     entry: dict[str, Any] = {

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from noizenet import limits
 from noizenet.config import WHOLE_SONG, Config
 from noizenet.errors import (
     CheckpointError,
@@ -50,6 +51,7 @@ from noizenet.run import (
 from noizenet.run.writer import now
 from noizenet.tensorfile import one_line
 from noizenet.train.distributed import process_group, rank_device
+from noizenet.train.memory import training_memory
 from noizenet.train.takes import TrainingTakes, song_seed
 
 # the only settings a resumed run may change (none of them changes the weights it trains)
@@ -619,9 +621,6 @@ def _check_step_memory(model: Any, streams: Any, config: Config, dist: Any, devi
     machine's memory (CPU only: a GPU says so itself, and is caught as out of GPU memory)."""
     if device.type != "cpu":
         return
-    from noizenet import limits
-    from noizenet.train.memory import training_memory
-
     chunk = streams.chunk or int(streams.lengths.max())
     ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if dist.enabled else 1
     need = ranks_here * training_memory(
