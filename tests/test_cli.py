@@ -52,7 +52,7 @@ def test_train_generate_reproduce_plot(song_dir, tmp_path, capsys):
             2,
             "--hidden",
             6,
-            "--model",
+            "--cell",
             "gru",
             "--chunk",
             128,
