@@ -294,8 +294,48 @@ def run_bench(*, repeats: int = 5, quick: bool = False, log: Any = print) -> lis
                 unit="x real time",
             )
         )
+    for name in PRESET_ROWS:
+        spec, batch, chunk = preset_spec(name)
+        add(
+            Row(
+                f"training, preset {name} ({batch} x {chunk})",
+                training_rate(0, True, batch=batch, chunk=chunk, repeats=repeats, steps=steps,
+                              spec=spec),
+                floor=60e3,
+                goal=150e3,
+            )
+        )  # fmt: skip
+        for streams, (floor, goal) in ((1, (2, 5)), (64, (10, 25))):
+            seconds = 0.5 * scale / (1 if streams == 1 else 8)
+            rate = generation_rate(
+                0, True, streams=streams, seconds=seconds, repeats=repeats, spec=spec
+            )
+            add(
+                Row(
+                    f"generation, {streams} stream{'s' * (streams > 1)}, preset {name}",
+                    rate,
+                    floor=floor,
+                    goal=goal,
+                    unit="x real time",
+                )
+            )
     log(f"(torch {torch.__version__}, {torch.get_num_threads()} threads; medians of {repeats})")
     return rows
+
+
+PRESET_ROWS = ("samplernn", "samplernn-3t")  # the hierarchical presets, at their own sizes
+
+
+def preset_spec(name: str) -> tuple[dict[str, Any], int, int]:
+    """A preset's model as a saved-spec dict (256 levels, as its mu-law codec gives), and its
+    batch and chunk."""
+    from noizenet.codecs import make_codec
+    from noizenet.config import Config
+    from noizenet.models import spec_from_config
+
+    cfg = Config().with_overrides({"preset": name})
+    spec = spec_from_config(cfg.model, make_codec(cfg.codec))
+    return spec.to_dict(), cfg.train.batch, int(cfg.train.chunk)
 
 
 def format_row(row: Row) -> str:

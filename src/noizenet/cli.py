@@ -250,10 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         parents=[common],
-        help="embedded corpus -> train the paper's LSTM and RNN and a mu-law LSTM -> "
-        "reproduce, generate, plot (a few minutes on a laptop CPU)",
+        help="embedded corpus -> train the paper's LSTM and RNN, a mu-law LSTM and a 2-tier "
+        "SampleRNN -> reproduce, generate, plot (a few minutes on a laptop CPU)",
         description="Build the embedded corpus, train the paper's LSTM and an RNN with the "
-        "same settings and, beside them, a mu-law LSTM (a categorical head); reproduce a "
+        "same settings and, beside them, a mu-law LSTM (a categorical head) and a 2-tier "
+        "SampleRNN (preset samplernn, 2 epochs); reproduce a "
         "held-out song with each, generate from every seed kind and write every figure.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder")
@@ -434,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="training and generation speed beside the paper's algorithms",
         description="Measure training samples/s and generation real-time factor for hidden 50 "
-        "and 512, MSE and mu-law heads, 1 and 64 streams, beside the paper's sliding-window "
+        "and 512, MSE and mu-law heads, 1 and 64 streams, and for the hierarchical presets "
+        "(samplernn, samplernn-3t) at their own sizes, beside the paper's sliding-window "
         "training, its window re-ingest generation and a plain per-sample PyTorch loop. "
         "Medians of --repeats timed runs after a warm-up, all in this one process.",
     )
