@@ -54,6 +54,8 @@ def test_train_generate_reproduce_plot(song_dir, tmp_path, capsys):
             6,
             "--cell",
             "gru",
+            "--preset",
+            "paper",  # the paper's flat model, whatever noizenet train's default preset is
             "--chunk",
             128,
             "--batch",

@@ -55,7 +55,7 @@ def _options(folders: Path, **extra) -> dict:
     return {
         "max_time": 2.0,
         "jobs": 2,
-        "val_data": str(folders / "held"),
+        "val_source": str(folders / "held"),
         "seconds": 1.5,
         "take_seconds": 0.5,
         "overrides": TINY,

@@ -415,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fresh", action="store_true", help="retrain runs already in OUT/runs")
     tiers = q.add_argument_group("tiers experiment settings (the tiers experiment only)")
     for flag, kind, metavar, text in TIERS_FLAGS:
-        tiers.add_argument(flag, type=kind, default=None, metavar=metavar, help=text)
+        dest = _tiers_dest(flag)
+        tiers.add_argument(flag, dest=dest, type=kind, default=None, metavar=metavar, help=text)
 
     p = sub.add_parser(
         "plot",
@@ -695,16 +696,17 @@ TIERS_FLAGS = (
 )  # fmt: skip
 
 
+def _tiers_dest(flag: str) -> str:
+    """A tiers flag's option name: ``--val-data`` sets what train's ``data.val_source`` does."""
+    return "val_source" if flag == "--val-data" else flag[2:].replace("-", "_")
+
+
 def _tiers_options(args: argparse.Namespace, names: list[str]) -> dict[str, Any] | None:
     """The tiers flags given, as the experiment's options; refused beside other experiments."""
-    given = {
-        flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
-        for flag, *_ in TIERS_FLAGS
-        if getattr(args, flag[2:].replace("-", "_"), None) is not None
-    }
+    flags = {_tiers_dest(flag): flag for flag, *_ in TIERS_FLAGS}
+    given = {d: getattr(args, d) for d in flags if getattr(args, d, None) is not None}
     if given and names != ["tiers"]:
-        flag = "--" + next(iter(given)).replace("_", "-")
-        raise NoizeNetError(f"{flag} applies to the tiers experiment only")
+        raise NoizeNetError(f"{flags[next(iter(given))]} applies to the tiers experiment only")
     for name in ("jobs", "threads", "val_songs"):
         if name in given and given[name] < 1:
             raise NoizeNetError(f"--{name.replace('_', '-')} must be >= 1, got {given[name]}")

@@ -138,7 +138,7 @@ def run_experiment(
     seed : fixes data split, initialisation, dropout and generation
     fresh : retrain runs even if ``OUT/runs`` holds them
     options : the experiment's own settings (tiers: ``max_time``, ``jobs``, ``threads``,
-        ``val_data``, ``seconds``, ``offset``, ``take_seconds``; see :mod:`.tiers`)
+        ``val_source``, ``seconds``, ``offset``, ``take_seconds``; see :mod:`.tiers`)
     """
     from noizenet.experiments.base import Context, write_result
 

@@ -50,7 +50,7 @@ DEFAULTS = {
     "max_time": 600.0,  # seconds of training per model
     "jobs": 2,  # models trained side by side
     "threads": 1,  # torch threads per model
-    "val_data": "",  # validate on these files (data.val_source); "": hold out of --data
+    "val_source": "",  # validate on these files (--val-data); "": hold out of --data
     "val_songs": 3,
     "seconds": 30.0,  # seconds of each training and held-out song
     "offset": 0.0,  # skipped at the start of each song
@@ -98,7 +98,7 @@ def run_configs(ctx: Context, opts: dict[str, Any]) -> dict[str, Any]:
     data = {
         "seed": ctx.seed,
         "data.source": ctx.data,
-        "data.val_source": opts["val_data"],
+        "data.val_source": opts["val_source"],
         "data.seconds": float(opts["seconds"]),
         "data.offset": float(opts["offset"]),
         "train.max_time": float(opts["max_time"]),
@@ -116,7 +116,7 @@ def run_configs(ctx: Context, opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _song_counts(data: Any, seed: int, val_songs: int) -> tuple[int, int]:
-    """Every training track the source offers, and the validation tracks: all of ``val_data``,
+    """Every training track the source offers, and the validation tracks: all of ``val_source``,
     or ``val_songs`` held out of the source (at least one track left to train on)."""
     from noizenet.corpus import list_tracks, validation_tracks
 
