@@ -327,16 +327,21 @@ PRESETS: dict[str, Preset] = {
     # as in ../shared/samplernn-notes.md
     "samplernn": Preset(
         "2-tier SampleRNN: frame 16, frame GRU 128, MLP 64, embedding 16, mu-law 256, lr 2e-3, "
-        "32 x 512 chunks (1 thread: 71 k samples/s training, 12.6x real time generating "
-        "1 stream, 13.7x 64 streams)",
+        "32 x 512 chunks (1 thread, quiet machine: 71 k samples/s training, 12.6x real time "
+        "generating 1 stream, 13.7x 64 streams)",
         {**_SAMPLERNN, "model.frame_sizes": "16"},
     ),
     # the 2-tier preset under a 64-sample tier: the top GRU steps once per 64 samples and adds
-    # context at almost no cost per sample (it upsamples to 4 vectors of the mid tier's gates)
+    # context for few multiply-adds per sample (it upsamples to 4 vectors of the mid tier's
+    # gates), yet measured 0.6-0.9x the 2-tier's generation speed: the kernel's per-tier
+    # padding is the first suspect (not profiled). 90 s on the real corpus (as above): 5.50
+    # bits/sample after 1.6 M samples (2-tier, same sizes: 5.34). Frame sizes 8,2 would run the
+    # mid tier and its upsampling every 2 samples and were not tried
     "samplernn-3t": Preset(
         "3-tier SampleRNN: frames 64 and 16, GRU 128 per tier, MLP 64, embedding 16, mu-law 256, "
-        "lr 2e-3, 32 x 512 chunks (1 thread: 95 k samples/s training, 18.6x real time "
-        "1 stream, 23.5x 64 streams; noisy, shared cores)",
+        "lr 2e-3, 32 x 512 chunks (1 thread on busy shared cores, alternating with the 2-tier "
+        "preset: 40-47 k samples/s, 5.4-7.9x real time 1 stream, 7.9-8.3x 64 streams, against "
+        "the 2-tier's 45-72 k, 8.1-10.9x, 9.2-14.9x)",
         {**_SAMPLERNN, "model.frame_sizes": "64,16"},
     ),
 }

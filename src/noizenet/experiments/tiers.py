@@ -245,10 +245,10 @@ def tiers(ctx: Context) -> Result:
             key = "t1" if temp == 1.0 else "t09"
             hit = [r for r in rows if r["collapse_s"] is not None]
             row[f"collapsed_{key}"] = f"{len(hit)}/{len(rows)}"
-            frechets = [r["frechet"] for r in rows if r["frechet"] is not None]
+            frechets = [r["frechet"] for r in rows if r.get("frechet") is not None]
             row[f"frechet_{key}"] = float(np.mean(frechets)) if frechets else None
             if temp == 1.0:
-                flat = [r["flatness"] for r in rows if r["flatness"] is not None]
+                flat = [r["flatness"] for r in rows if r.get("flatness") is not None]
                 row["flatness_t1"] = float(np.mean(flat)) if flat else None
         summary.rows.append(row)
     # the classical floors, on the categorical runs' mu-law levels
