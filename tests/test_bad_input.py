@@ -151,7 +151,9 @@ def test_bad_values_end_in_one_line_and_exit_code_2(args, fragment, places, caps
 
 
 ARGPARSE_CASES = [
-    ("train --model transformer", "invalid choice: 'transformer'"),
+    ("train --model transformer", "unknown family 'transformer' (choose from flat, samplernn)"),
+    ("train --model lstm", "'lstm' is a recurrent cell, give it as --cell lstm"),
+    ("train --cell transformer", "invalid choice: 'transformer'"),
     ("train --codec foo", "invalid choice: 'foo'"),
     ("train --loss huber", "invalid choice: 'huber'"),
     ("train --chunk lots", "train.chunk: expected an integer or 'whole-song'"),

@@ -27,3 +27,21 @@ def test_rows_report_ratios_and_targets():
     )
     data = bench.rows_json([row])
     assert json.loads(json.dumps(data))[0]["ratio"] == 100.0
+
+
+def test_the_hierarchical_presets_are_measured_at_their_own_sizes():
+    for name in bench.PRESET_ROWS:
+        spec, batch, chunk = bench.preset_spec(name)
+        assert spec["family"] == "samplernn" and spec["levels"] == 256
+        assert (batch, chunk) == (32, 512) and chunk % spec["frame_sizes"][0] == 0
+    assert bench.preset_spec("samplernn-3t")[0]["frame_sizes"] == [64, 16]
+    # the same measuring functions at tiny samplernn sizes, 2 and 3 tiers
+    for frames in ([4], [8, 4]):
+        tiny = {**bench.preset_spec("samplernn")[0], "frame_sizes": frames, "hidden": 8,
+                "mlp_hidden": 8, "embedding": 4}  # fmt: skip
+        assert bench.training_rate(0, True, batch=2, chunk=32, steps=1, repeats=1, spec=tiny) > 0
+        for streams in (1, 3):
+            rate = bench.generation_rate(
+                0, True, streams=streams, seconds=0.002, repeats=1, spec=tiny
+            )
+            assert rate > 0

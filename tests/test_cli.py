@@ -52,8 +52,10 @@ def test_train_generate_reproduce_plot(song_dir, tmp_path, capsys):
             2,
             "--hidden",
             6,
-            "--model",
+            "--cell",
             "gru",
+            "--preset",
+            "paper",  # the paper's flat model, whatever noizenet train's default preset is
             "--chunk",
             128,
             "--batch",

@@ -21,7 +21,7 @@ def test_demo_writes_every_model_take_and_figure(tmp_path):
     written = run_demo(
         out, epochs=1, seconds=0.5, progress=False, log=lambda *a: None, overrides=small
     )
-    for cell in ("lstm", "rnn", "mulaw-lstm"):
+    for cell in ("lstm", "rnn", "mulaw-lstm", "samplernn"):
         run = out / cell
         assert (run / "model.safetensors").stat().st_size > 0
         assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
@@ -40,7 +40,7 @@ def test_demo_writes_every_model_take_and_figure(tmp_path):
     for name in ("loss_rnn_vs_lstm.png", "reproduction.png", "collapse.png"):
         assert (out / "figures" / name).stat().st_size > 1000
     summary = json.loads((out / "demo.json").read_text())
-    assert set(summary["collapse_s"]) == {"lstm", "rnn", "mulaw-lstm"}
+    assert set(summary["collapse_s"]) == {"lstm", "rnn", "mulaw-lstm", "samplernn"}
     assert set(summary["collapse_s"]["lstm"]) == set(SEEDS)
     assert written["audio"] and written["figures"]
     # one page for both runs, and each run's own page rewritten now that it has takes

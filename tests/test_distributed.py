@@ -267,3 +267,35 @@ def test_leaving_the_process_group_ends_its_threads_and_the_process_exits_cleanl
         counts = re.findall(r"threads before (\d+) after (\d+)", p.stderr)
         assert len(counts) == 4, p.stderr[-3000:]
         assert all(int(after) <= int(before) for before, after in counts), counts
+
+
+def test_two_processes_equal_one_for_the_samplernn_family(cfg, tmp_path):
+    """The hierarchical family through the same DDP path: 2 tiers of tiny sizes, 2 gloo ranks
+    of 2 streams each train step for step like one process on all 4 (every tier's state is
+    split on the stream axis and the learned initial states are shared parameters)."""
+    scfg = cfg.with_overrides(
+        {
+            "codec.name": "mulaw",
+            "model.family": "samplernn",
+            "model.frame_sizes": "16,4",
+            "model.cell": "gru",
+            "model.hidden": 8,
+            "model.mlp_hidden": 8,
+            "model.embedding": 4,
+            "train.epochs": 1,
+            "train.lr": 2e-3,
+        }
+    )
+    reference = Reference(scfg, tmp_path / "ref")
+    scfg.save(tmp_path / "c.toml")
+    out, report = tmp_path / "run", tmp_path / "report"
+    report.mkdir()
+    p = launch(2, tmp_path / "c.toml", out, report)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r0 = json.loads((report / "rank0.json").read_text())
+    assert [s for s, _ in r0["losses"]] == [s for s, _ in reference.losses]
+    np.testing.assert_allclose(
+        [loss for _, loss in r0["losses"]], [loss for _, loss in reference.losses], atol=TOL, rtol=0
+    )
+    assert_same_training(out, reference)
+    assert Run.open(out).model().spec.family == "samplernn"

@@ -41,6 +41,7 @@ def test_list_names_every_experiment(capsys):
         "noise-injection",
         "fft",
         "categorical",
+        "tiers",
     ):
         assert name in EXPERIMENTS
         assert any(line.startswith(name + " ") for line in out.splitlines())
@@ -168,8 +169,8 @@ def test_every_other_experiment_writes_its_tables_and_figures(tmp_path, monkeypa
     monkeypatch.setitem(SCALES, "tiny", TINY)
     trained: set[str] = set()
     for name in EXPERIMENTS:
-        if name in ("convergence", "reproduction"):
-            continue  # run at the real quick scale above
+        if name in ("convergence", "reproduction", "tiers"):
+            continue  # run at the real quick scale above; tiers in test_tiers.py
         md = run_experiment(name, out=tmp_path, scale="tiny", log=lambda *a: None, _trained=trained)
         text = md.read_text()
         assert text.startswith(f"# {name}: ") and "\n| --- |" in text

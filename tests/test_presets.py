@@ -70,3 +70,31 @@ def test_train_help_lists_the_presets(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for name, preset in PRESETS.items():
         assert f"{name}: {' '.join(preset.help.split())}" in out
+
+
+def test_the_hierarchical_presets_are_samplernn_runs(tmp_path):
+    two, three = (_cli_config("--preset", n) for n in ("samplernn", "samplernn-3t"))
+    assert (two.model.family, two.model.frame_sizes, two.codec.name) == ("samplernn", "16", "mulaw")
+    assert three.model.frame_sizes == "64,16" and three.model.cell == "gru"
+    from noizenet.models import config_family
+
+    for cfg in (two, three):
+        config_family(cfg.model).check_config(cfg)  # trainable as they stand
+    # --model and --cell beside a preset: the family and the frame-tier cell
+    assert _cli_config("--preset", "samplernn", "--cell", "lstm").model.cell == "lstm"
+    assert _cli_config("--model", "samplernn", "--codec", "mulaw").model.family == "samplernn"
+
+
+def test_the_default_preset_of_train_is_one_constant(monkeypatch, tmp_path):
+    """What ``noizenet train`` runs without --preset: the paper's today; switching it is
+    ``DEFAULT_PRESET``, and --preset or a --config file still say otherwise."""
+    import noizenet.cli as cli
+
+    default = Config().with_overrides({"preset": cli.DEFAULT_PRESET})
+    assert _cli_config().to_dict() == default.to_dict()
+    monkeypatch.setattr(cli, "DEFAULT_PRESET", "samplernn")
+    assert _cli_config().model.family == "samplernn"
+    assert _cli_config("--hidden", "64").model.hidden == 64  # flags still win over it
+    assert _cli_config("--preset", "paper").model.family == "flat"
+    Config().save(tmp_path / "c.toml")
+    assert _cli_config("--config", str(tmp_path / "c.toml")).model.family == "flat"

@@ -58,14 +58,16 @@ def median_rate(fn: Callable[[], int], *, repeats: int, warmup: int = 1) -> floa
     return statistics.median(rates)
 
 
-def _model(hidden: int, categorical: bool, *, dropout: float = 0.0):
+def _model(hidden: int, categorical: bool, *, dropout: float = 0.0, spec: dict | None = None):
+    """A flat model of ``hidden`` units, or the model of a saved-spec dict ``spec``."""
     import torch
 
     from noizenet.models import build, spec_from_dict
 
     torch.manual_seed(0)
     levels = 256 if categorical else 0
-    return build(spec_from_dict({"hidden": hidden, "dropout": dropout, "levels": levels}))
+    raw = spec or {"hidden": hidden, "dropout": dropout, "levels": levels}
+    return build(spec_from_dict(raw))
 
 
 def training_rate(
@@ -76,9 +78,11 @@ def training_rate(
     chunk: int | None = None,
     repeats: int = 5,
     steps: int = 4,
+    spec: dict | None = None,
 ) -> float:
     """Stateful truncated BPTT with the real trainer step, on synthetic data; ``batch`` and
-    ``chunk`` default to ``noizenet train``'s own defaults."""
+    ``chunk`` default to ``noizenet train``'s own defaults; ``spec`` (a saved-spec dict, e.g.
+    a samplernn one) replaces the flat model of ``hidden`` units."""
     from noizenet.config import TrainConfig
     from noizenet.train.streams import Streams
     from noizenet.train.trainer import Trainer
@@ -86,13 +90,13 @@ def training_rate(
     defaults = TrainConfig()
     batch = batch or defaults.batch
     chunk = chunk or int(defaults.chunk)
+    model = _model(hidden, categorical, dropout=0.5, spec=spec)
+    categorical = categorical or spec is not None
     rng = np.random.default_rng(0)
-    n = batch * chunk * steps + 1
+    n = batch * chunk * steps + 1 + model.lookback
     track = rng.integers(0, 256, n) if categorical else rng.standard_normal(n)
-    streams = Streams([track.astype(np.float32)], batch=batch, chunk=chunk)
-    trainer = Trainer(
-        _model(hidden, categorical, dropout=0.5), streams, TrainConfig(), progress=False
-    )
+    streams = Streams([track.astype(np.float32)], batch=batch, chunk=chunk, lookback=model.lookback)
+    trainer = Trainer(model, streams, TrainConfig(), progress=False)
     batches = list(streams.epoch(0, seed=0))
 
     def run() -> int:
@@ -130,18 +134,26 @@ def paper_training_rate(
 
 
 def generation_rate(
-    hidden: int, categorical: bool, *, streams: int = 1, seconds: float = 0.5, repeats: int = 5
+    hidden: int,
+    categorical: bool,
+    *,
+    streams: int = 1,
+    seconds: float = 0.5,
+    repeats: int = 5,
+    spec: dict | None = None,
 ) -> float:
-    """Free-running generation with the family's kernel (numba), all streams together."""
+    """Free-running generation with the family's kernel (numba), all streams together
+    (``spec``: a saved-spec dict instead of the flat model of ``hidden`` units)."""
     from noizenet.models import family_of
     from noizenet.sampling import Sampling
 
-    model = _model(hidden, categorical).eval()
+    model = _model(hidden, categorical, spec=spec).eval()
+    categorical = categorical or spec is not None
     kernel = family_of(model.spec).kernel(model)
     n = max(int(seconds * SR), 10)
     rng = np.random.default_rng(0)
     if categorical:
-        forced = rng.integers(0, 256, (streams, 10))
+        forced = rng.integers(0, 256, (streams, 10 + model.lookback))
         sampling = Sampling(uniforms=rng.random((streams, n)), level_values=np.linspace(-1, 1, 256))
     else:
         forced = rng.standard_normal((streams, 10)).astype(np.float32)
@@ -282,8 +294,48 @@ def run_bench(*, repeats: int = 5, quick: bool = False, log: Any = print) -> lis
                 unit="x real time",
             )
         )
+    for name in PRESET_ROWS:
+        spec, batch, chunk = preset_spec(name)
+        add(
+            Row(
+                f"training, preset {name} ({batch} x {chunk})",
+                training_rate(0, True, batch=batch, chunk=chunk, repeats=repeats, steps=steps,
+                              spec=spec),
+                floor=60e3,
+                goal=150e3,
+            )
+        )  # fmt: skip
+        for streams, (floor, goal) in ((1, (2, 5)), (64, (10, 25))):
+            seconds = 0.5 * scale / (1 if streams == 1 else 8)
+            rate = generation_rate(
+                0, True, streams=streams, seconds=seconds, repeats=repeats, spec=spec
+            )
+            add(
+                Row(
+                    f"generation, {streams} stream{'s' * (streams > 1)}, preset {name}",
+                    rate,
+                    floor=floor,
+                    goal=goal,
+                    unit="x real time",
+                )
+            )
     log(f"(torch {torch.__version__}, {torch.get_num_threads()} threads; medians of {repeats})")
     return rows
+
+
+PRESET_ROWS = ("samplernn", "samplernn-3t")  # the hierarchical presets, at their own sizes
+
+
+def preset_spec(name: str) -> tuple[dict[str, Any], int, int]:
+    """A preset's model as a saved-spec dict (256 levels, as its mu-law codec gives), and its
+    batch and chunk."""
+    from noizenet.codecs import make_codec
+    from noizenet.config import Config
+    from noizenet.models import spec_from_config
+
+    cfg = Config().with_overrides({"preset": name})
+    spec = spec_from_config(cfg.model, make_codec(cfg.codec))
+    return spec.to_dict(), cfg.train.batch, int(cfg.train.chunk)
 
 
 def format_row(row: Row) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 from noizenet import __version__
 from noizenet.config import (
+    CELLS,
+    DEFAULT_PRESET,
     WHOLE_SONG,
     Config,
     FlagSpec,
@@ -60,9 +62,27 @@ def _config_arg(parse: Any) -> Any:
     return arg
 
 
+def _family(text: str) -> str:
+    """``--model FAMILY``: a registered family; a cell name (the flag's meaning before families)
+    gets one line pointing at ``--cell``."""
+    if text in CELLS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a recurrent cell, give it as --cell {text} (--model names the family: "
+            "flat or samplernn)"
+        )
+    from noizenet.models import FAMILIES  # torch: only once the flag is given
+
+    if text not in FAMILIES:
+        raise argparse.ArgumentTypeError(
+            f"unknown family {text!r} (choose from {', '.join(FAMILIES)})"
+        )
+    return text
+
+
 _PARSED_FLAGS = {
     "train.chunk": _config_arg(parse_chunk),
     "train.max_time": _config_arg(parse_duration),
+    "model.family": _family,
 }
 
 
@@ -90,9 +110,11 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
             _add_list_flag(group, spec)
         else:
             kind = _PARSED_FLAGS.get(spec.dest, spec.kind)
-            metavar = {"train.chunk": f"{{N,{WHOLE_SONG}}}", "train.max_time": "SECONDS"}.get(
-                spec.dest
-            ) or _metavar(spec)
+            metavar = {
+                "train.chunk": f"{{N,{WHOLE_SONG}}}",
+                "train.max_time": "SECONDS",
+                "model.family": "{flat,samplernn}",
+            }.get(spec.dest) or _metavar(spec)
             group.add_argument(
                 spec.flag,
                 dest=spec.dest,
@@ -209,12 +231,15 @@ def _add_list_flag(group: Any, spec: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The config file (or defaults) with every given flag applied on top."""
-    cfg = Config.load(args.config) if getattr(args, "config", None) else Config()
+    from_file = getattr(args, "config", None)
+    cfg = Config.load(from_file) if from_file else Config()
     overrides = {
         s.dest: getattr(args, s.dest)
         for s in flag_specs()
         if getattr(args, s.dest, None) is not None
     }
+    if DEFAULT_PRESET and not from_file and "preset" not in overrides:
+        overrides = {"preset": DEFAULT_PRESET, **overrides}
     return cfg.with_overrides(overrides) if overrides else cfg
 
 
@@ -240,10 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         parents=[common],
-        help="embedded corpus -> train the paper's LSTM and RNN and a mu-law LSTM -> "
-        "reproduce, generate, plot (a few minutes on a laptop CPU)",
+        help="embedded corpus -> train the paper's LSTM and RNN, a mu-law LSTM and a 2-tier "
+        "SampleRNN -> reproduce, generate, plot (a few minutes on a laptop CPU)",
         description="Build the embedded corpus, train the paper's LSTM and an RNN with the "
-        "same settings and, beside them, a mu-law LSTM (a categorical head); reproduce a "
+        "same settings and, beside them, a mu-law LSTM (a categorical head) and a 2-tier "
+        "SampleRNN (preset samplernn, 2 epochs); reproduce a "
         "held-out song with each, generate from every seed kind and write every figure.",
     )
     p.add_argument(
@@ -277,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="RUN",
-        help="run folder (default: runs/CELL-hHIDDEN-sSEED)",
+        help="run folder (default: runs/CELL-hHIDDEN-sSEED, runs/samplernn-CELL-hHIDDEN-sSEED)",
     )
     p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
     p.add_argument(
@@ -432,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_random_seed(q, "random_seed", 0)
     q.add_argument("--fresh", action="store_true", help="retrain runs already in OUT/runs")
+    tiers = q.add_argument_group("tiers experiment settings (the tiers experiment only)")
+    for flag, kind, metavar, text in TIERS_FLAGS:
+        dest = _tiers_dest(flag)
+        tiers.add_argument(flag, dest=dest, type=kind, default=None, metavar=metavar, help=text)
 
     p = sub.add_parser(
         "plot",
@@ -457,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="training and generation speed beside the paper's algorithms",
         description="Measure training samples/s and generation real-time factor for hidden 50 "
-        "and 512, MSE and mu-law heads, 1 and 64 streams, beside the paper's sliding-window "
+        "and 512, MSE and mu-law heads, 1 and 64 streams, and for the hierarchical presets "
+        "(samplernn, samplernn-3t) at their own sizes, beside the paper's sliding-window "
         "training, its window re-ingest generation and a plain per-sample PyTorch loop. "
         "Medians of --repeats timed runs after a warm-up, all in this one process.",
     )
@@ -555,7 +586,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume_train(args)
     cfg = config_from_args(args)
-    out = args.out or Path("runs") / f"{cfg.model.cell}-h{cfg.model.hidden}-s{cfg.seed}"
+    family = "" if cfg.model.family == "flat" else f"{cfg.model.family}-"
+    out = args.out or Path("runs") / f"{family}{cfg.model.cell}-h{cfg.model.hidden}-s{cfg.seed}"
     run = train(cfg, out, force=args.force, progress=not args.quiet)
     return _trained(run)
 
@@ -691,6 +723,43 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+TIERS_FLAGS = (
+    ("--max-time", _config_arg(parse_duration), "SECONDS",
+     "training time of every model, SECONDS or [HH:]MM:SS (default: 600)"),
+    ("--jobs", int, "N", "models trained side by side, each in its own process (default: 2)"),
+    ("--threads", int, "N", "torch threads of each model's training (default: 1)"),
+    ("--val-data", str, "PATH", "validate and measure on these files: a folder, a file or a "
+     "glob such as 'music/*original*.opus' (left out of training; default: hold out "
+     "--val-songs of --data)"),
+    ("--val-songs", int, "N", "songs held out of --data without --val-data (default: 3)"),
+    ("--seconds", float, "S", "seconds of each training and held-out song (default: 30)"),
+    ("--offset", float, "S", "seconds skipped at the start of each song (default: 0)"),
+    ("--take-seconds", float, "S", "length of every generated take (default: 30)"),
+)  # fmt: skip
+
+
+def _tiers_dest(flag: str) -> str:
+    """A tiers flag's option name: ``--val-data`` sets what train's ``data.val_source`` does."""
+    return "val_source" if flag == "--val-data" else flag[2:].replace("-", "_")
+
+
+def _tiers_options(args: argparse.Namespace, names: list[str]) -> dict[str, Any] | None:
+    """The tiers flags given, as the experiment's options; refused beside other experiments."""
+    flags = {_tiers_dest(flag): flag for flag, *_ in TIERS_FLAGS}
+    given = {d: getattr(args, d) for d in flags if getattr(args, d, None) is not None}
+    if given and names != ["tiers"]:
+        raise NoizeNetError(f"{flags[next(iter(given))]} applies to the tiers experiment only")
+    for name in ("jobs", "threads", "val_songs"):
+        if name in given and given[name] < 1:
+            raise NoizeNetError(f"--{name.replace('_', '-')} must be >= 1, got {given[name]}")
+    for name in ("max_time", "seconds", "take_seconds"):
+        if name in given:
+            _positive(f"--{name.replace('_', '-')}", given[name])
+    if "offset" in given:
+        _not_negative("--offset", given["offset"])
+    return given or None
+
+
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from noizenet.experiments import EXPERIMENTS, get_experiment, run_experiment
 
@@ -700,6 +769,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             print(f"{name:<{width}}  {exp.description} ({exp.paper})")
         return 0
     names = list(EXPERIMENTS) if args.name == "all" else [get_experiment(args.name).name]
+    options = _tiers_options(args, names)
     trained: set[str] = set()
     for name in names:
         md = run_experiment(
@@ -710,6 +780,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             seed=args.random_seed,
             fresh=args.fresh,
             progress=not args.quiet,
+            options=options if name == "tiers" else None,
             _trained=trained,
         )
         print()

@@ -77,6 +77,13 @@ class DataConfig:
     )
     offset: float = _f(0.0, "skip this many seconds at the start of each song", minimum=0)
     val_songs: int = _f(1, "held-out songs for validation loss (0: none)", minimum=0)
+    val_source: str = _f(
+        "",
+        "validate on these files instead of songs held out of --data: a folder, a file or a "
+        "glob pattern (e.g. 'music/*original*.opus'); they are left out of training; "
+        "empty: hold out --val-songs of --data",
+        flag="--val-data",
+    )
     sample_rate: int = _f(
         22050,
         "sample rate the model works at, Hz (paper: 22,050)",
@@ -152,8 +159,17 @@ class CodecConfig:
 class ModelConfig:
     # the registry entry (noizenet.models.FAMILIES); checked when the spec is made, since the
     # registry imports torch and this module must not
-    family: str = _f("flat", "model family", cli=False)
-    cell: str = _f("lstm", "recurrent cell", flag="--model", choices=CELLS)
+    family: str = _f(
+        "flat",
+        "model family: flat (the paper's RNN/LSTM/GRU stack) or samplernn (frame-level tiers "
+        "over a sample-level MLP; mulaw or linear-q codecs)",
+        flag="--model",
+    )
+    cell: str = _f(
+        "lstm",
+        "recurrent cell: rnn (tanh), lstm or gru; samplernn's frame tiers: gru or lstm",
+        choices=CELLS,
+    )
     hidden: int = _f(50, "hidden units per layer (paper: 50)", minimum=1, maximum=65536)
     layers: int = _f(1, "stacked recurrent layers", minimum=1, maximum=64)
     embedding: int = _f(
@@ -274,6 +290,22 @@ class Preset:
     settings: dict[str, Any]  # dotted name -> value, applied over the defaults
 
 
+# what both SampleRNN presets share (see their entries below)
+_SAMPLERNN: dict[str, Any] = {
+    "codec.name": "mulaw",
+    "codec.levels": 256,
+    "model.family": "samplernn",
+    "model.cell": "gru",
+    "model.hidden": 128,
+    "model.layers": 1,
+    "model.mlp_hidden": 64,
+    "model.embedding": 16,
+    "model.dropout": 0.0,
+    "train.lr": 2e-3,
+    "train.batch": 32,
+    "train.chunk": 512,
+}
+
 #: ``--preset`` choices. Extend the table for a new family (one entry, nothing else to change).
 PRESETS: dict[str, Preset] = {
     "paper": Preset("the paper's MSE LSTM, hidden 50 (section 5.5.3; the defaults)", {}),
@@ -295,7 +327,43 @@ PRESETS: dict[str, Preset] = {
             "train.chunk": 256,
         },
     ),
+    # Sized for a CPU laptop by the floors (training >= 60 k samples/s on one thread,
+    # generation >= 2x real time for one stream and >= 10x for 64): the sample-level MLP's width
+    # sets the generation cost (its output layer alone is MLP x 256 per sample, and the frame
+    # tier's upsampling hidden x 16 x MLP per frame). Measured on 1 thread, quiet machine:
+    # frame GRU 256 + MLP 128: 75.9 k samples/s, 2.5x / 5.8x (below the 64-stream floor);
+    # GRU 128 + MLP 64: 71.2 k, 12.6x / 13.7x. 90 s on 13 x 30 s of real music (2 CPU cores
+    # shared, 3 original tracks held out): GRU 128 + MLP 64 5.34 bits/sample after 1.6 M
+    # samples, GRU 256 + MLP 128 5.12 after 1.8 M, GRU 256 + MLP 64 5.65 after 1.3 M (the flat
+    # mu-law LSTM 4.51 after 1.9 M): all still falling steeply; lr 2e-3 and 32 x 512 chunks
+    # as in ../shared/samplernn-notes.md
+    "samplernn": Preset(
+        "2-tier SampleRNN: frame 16, frame GRU 128, MLP 64, embedding 16, mu-law 256, lr 2e-3, "
+        "32 x 512 chunks (1 thread, quiet machine: 71 k samples/s training, 12.6x real time "
+        "generating 1 stream, 13.7x 64 streams)",
+        {**_SAMPLERNN, "model.frame_sizes": "16"},
+    ),
+    # the 2-tier preset under a 64-sample tier: the top GRU steps once per 64 samples and adds
+    # context for few multiply-adds per sample (it upsamples to 4 vectors of the mid tier's
+    # gates), yet measured 0.6-0.9x the 2-tier's generation speed: the kernel's per-tier
+    # padding is the first suspect (not profiled). 90 s on the real corpus (as above): 5.50
+    # bits/sample after 1.6 M samples (2-tier, same sizes: 5.34). Frame sizes 8,2 would run the
+    # mid tier and its upsampling every 2 samples and were not tried
+    "samplernn-3t": Preset(
+        "3-tier SampleRNN: frames 64 and 16, GRU 128 per tier, MLP 64, embedding 16, mu-law 256, "
+        "lr 2e-3, 32 x 512 chunks (1 thread on busy shared cores, alternating with the 2-tier "
+        "preset: 40-47 k samples/s, 5.4-7.9x real time 1 stream, 7.9-8.3x 64 streams, against "
+        "the 2-tier's 45-72 k, 8.1-10.9x, 9.2-14.9x)",
+        {**_SAMPLERNN, "model.frame_sizes": "64,16"},
+    ),
 }
+
+
+#: The preset ``noizenet train`` (and the studio, which runs it) applies when given neither
+#: ``--preset`` nor ``--config``; "" is the field defaults above, which are the ``paper`` preset.
+#: The library's ``Config()`` stays the paper's whatever this says. Changing the default preset
+#: is this one line (tests that need the paper's model pass ``--preset paper`` or a config).
+DEFAULT_PRESET = ""
 
 
 def _preset_help() -> str:

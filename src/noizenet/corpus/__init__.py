@@ -9,6 +9,7 @@ chosen tracks come back as memory-mapped views, never as whole arrays in memory.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,6 +149,25 @@ def candidate_pools(
     return _shuffled(tracks, seed), None
 
 
+def validation_tracks(pattern: str) -> list[Track]:
+    """The tracks ``--val-data`` names: a folder's or a file's audio (as a ``--data`` folder
+    lists them), or the audio files a glob pattern matches, sorted by path."""
+    from noizenet.audio import AUDIO_EXTENSIONS
+
+    path = Path(pattern).expanduser()
+    if path.exists() or not glob.has_magic(pattern):
+        return folder_tracks(path)
+    matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+    tracks = [
+        Track(p.stem, p, "unknown")
+        for p in matches
+        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    ]
+    if not tracks:
+        raise NoizeNetError(f"data.val_source: {pattern!r} matches no audio file")
+    return tracks
+
+
 def _shuffled(tracks: list[Track], seed: Any) -> list[Track]:
     return [tracks[int(i)] for i in np.random.default_rng(seed).permutation(len(tracks))]
 
@@ -239,6 +259,11 @@ def load_corpus(
             raise NoizeNetError(f"{cfg.source}: no tracks{filters} match the filters")
         raise NoizeNetError(no_audio_message(cfg.source))
     train_pool, val_pool = candidate_pools(tracks, cfg, seed=seed)
+    if cfg.val_source:  # validate on these files, and never train on them
+        val_pool = validation_tracks(cfg.val_source)
+        held = {t.path.resolve() for t in val_pool}
+        train_pool = [t for t in train_pool if t.path.resolve() not in held]
+        val_pool = _shuffled(val_pool, [seed, 2])
     picker = _Picker(cfg, progress=progress, log=log)
     if val_pool is None:
         loaded = picker.take(train_pool, cfg.songs + cfg.val_songs)
@@ -248,6 +273,10 @@ def load_corpus(
         train = picker.take(train_pool, cfg.songs)
         val = picker.take(val_pool, cfg.val_songs) if train else []
     if not train:
+        if not train_pool and cfg.val_source:
+            raise NoizeNetError(
+                f"{cfg.source}: no tracks to train on (every one is in --val-data {cfg.val_source})"
+            )
         if not train_pool:
             raise NoizeNetError(
                 f"{cfg.source}: no tracks to train on (the 'test' split is held out; "

@@ -95,6 +95,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             "beyond the paper: the answer of WaveNet and SampleRNN to collapse",
             "paper:categorical",
         ),
+        Experiment(
+            "tiers",
+            "flat LSTM (MSE, mu-law), 2-tier and 3-tier SampleRNN, each trained for the same "
+            "time: held-out bits, classical floors, collapse and Frechet of 30 s takes",
+            "beyond the paper: SampleRNN (Mehri et al. 2017) on a CPU budget",
+            "tiers:tiers",
+        ),
     )
 }
 
@@ -117,6 +124,7 @@ def run_experiment(
     fresh: bool = False,
     progress: bool = False,
     log: Callable[[str], Any] = print,
+    options: dict[str, Any] | None = None,
     _trained: set[str] | None = None,
 ) -> Path:
     """Run one experiment into ``OUT/NAME/``; returns the path of its ``results.md``.
@@ -129,6 +137,8 @@ def run_experiment(
     scale : ``quick`` (minutes on a laptop CPU) or ``paper`` (the paper's sizes)
     seed : fixes data split, initialisation, dropout and generation
     fresh : retrain runs even if ``OUT/runs`` holds them
+    options : the experiment's own settings (tiers: ``max_time``, ``jobs``, ``threads``,
+        ``val_source``, ``seconds``, ``offset``, ``take_seconds``; see :mod:`.tiers`)
     """
     from noizenet.experiments.base import Context, write_result
 
@@ -143,6 +153,7 @@ def run_experiment(
         log=log,
         fresh=fresh,
         trained=_trained,
+        options=options,
     )
     t0 = time.perf_counter()
     log(f"== {name} ({exp.paper}): {exp.description} [scale {scale}]")

@@ -23,7 +23,7 @@ import numpy as np
 
 from noizenet.config import Config
 from noizenet.errors import AudioError, NoizeNetError
-from noizenet.io import atomic_write_text
+from noizenet.io import atomic_write_json, atomic_write_text
 from noizenet.run import Run
 
 
@@ -186,6 +186,7 @@ class Context:
         log: Callable[[str], Any] = print,
         fresh: bool = False,
         trained: set[str] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         if scale not in SCALES:
             raise NoizeNetError(f"--scale {scale!r}: choose quick or paper")
@@ -204,6 +205,7 @@ class Context:
         self._real: dict[str, Any] | None = None
         self._measured: dict[tuple, Any] = {}
         self.warnings: set[str] = set()  # caveats found while measuring, for results.md
+        self.options = dict(options or {})  # an experiment's own settings (tiers: --max-time)
 
     # -- configs and runs ----------------------------------------------------------------------
     def config(self, overrides: dict[str, Any] | None = None) -> Config:
@@ -212,25 +214,40 @@ class Context:
             {"seed": self.seed, "data.source": self.data, **self.scale.base, **(overrides or {})}
         )
 
+    def reusable(
+        self, label: str, cfg: Config, *, done: tuple[str, ...] = ("complete",)
+    ) -> tuple[Any, Path]:
+        """The run trained before with exactly ``cfg`` (None if there is none, or ``--fresh``
+        asks for it again) and the folder it lives or will live in. A run counts as trained
+        when its status is one of ``done``: "complete", and for a time budget "time-limit"."""
+        text = cfg.to_toml()
+        key = hashlib.sha256(text.encode()).hexdigest()[:10]
+        existing = sorted(self.runs_dir.glob(f"*-{key}"))
+        folder = existing[0] if existing else self.runs_dir / f"{_slug(label)}-{key}"
+        if existing and not (self.fresh and key not in self._trained):
+            try:
+                run = Run.open(folder)
+                same = (folder / "config.toml").read_text(encoding="utf-8") == text
+                if run.info.status in done and same:
+                    self._trained.add(key)
+                    return run, folder
+            except NoizeNetError:
+                pass
+        return None, folder
+
+    def mark_trained(self, folder: Path) -> None:
+        """Record that ``folder`` was trained by this invocation (``--fresh`` trains it once)."""
+        self._trained.add(folder.name.rpartition("-")[2])
+
     def train(self, label: str, overrides: dict[str, Any] | None = None) -> Any:
         """Train (or reuse) the run ``overrides`` describes; ``label`` names its folder."""
         from noizenet.train import train
 
         cfg = self.config(overrides)
-        text = cfg.to_toml()
-        key = hashlib.sha256(text.encode()).hexdigest()[:10]
-        existing = sorted(self.runs_dir.glob(f"*-{key}"))
-        if existing and not (self.fresh and key not in self._trained):
-            folder = existing[0]
-            try:
-                run = Run.open(folder)
-                done = run.info.status == "complete"
-                if done and (folder / "config.toml").read_text(encoding="utf-8") == text:
-                    self._trained.add(key)
-                    return run
-            except NoizeNetError:
-                pass
-        folder = existing[0] if existing else self.runs_dir / f"{_slug(label)}-{key}"
+        run, folder = self.reusable(label, cfg)
+        if run is not None:
+            return run
+        key = folder.name.rpartition("-")[2]
         t0 = time.perf_counter()
         run = train(cfg, folder, force=True, progress=self.progress, log=_quiet)
         self._trained.add(key)
@@ -419,4 +436,34 @@ def write_result(ctx: Context, title: str, paper: str, result: Result) -> Path:
     for i, (_caption, table) in enumerate(result.tables):
         name = "results.csv" if i == 0 else f"results_{i + 1}.csv"
         atomic_write_text(ctx.dir / name, table.csv())
+    atomic_write_json(
+        ctx.dir / "results.json",
+        {
+            "experiment": ctx.name,
+            "title": title,
+            "tables": [
+                {"caption": caption, "rows": [_json_row(t.columns, r) for r in t]}
+                for caption, t in result.tables
+            ],
+            "notes": notes,
+            "settings": result.settings or ctx.settings(),
+        },
+    )
     return md
+
+
+def _json_row(columns: list[Column], row: dict[str, Any]) -> dict[str, Any]:
+    """A table row as JSON: the columns' raw values (NaN as null), "never" for no collapse."""
+    out = {}
+    for c in columns:
+        if c.key not in row:
+            continue
+        value = row[c.key]
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        if c.kind == "collapse" and value is None:
+            value = "never"
+        if isinstance(value, np.generic):
+            value = value.item()
+        out[c.key] = value
+    return out

@@ -77,3 +77,45 @@ def first_samples_figure(
         if title:
             fig.suptitle(title)
         return _save(fig, out)
+
+
+def bits_bar_chart(bits: Mapping[str, float], *, out: Path, title: str | None = None) -> Path:
+    """Horizontal bars of bits/sample per contender (models and classical baselines), each
+    labelled with its value; 8 bits (a uniform guess over 256 levels) is drawn as a line."""
+    names = list(bits)
+    values = [float(bits[k]) for k in names]
+    with _figure((9.0, 0.5 * len(names) + 1.4)) as fig:
+        ax = fig.subplots()
+        colors = [
+            "C7" if k.startswith(("no context", "LPC", "persistence")) else "C0" for k in names
+        ]
+        bars = ax.barh(range(len(names)), values, color=colors)
+        for bar, v in zip(bars, values, strict=True):
+            ax.annotate(f"{v:.2f}", (v, bar.get_y() + bar.get_height() / 2), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize="small")  # fmt: skip
+        ax.set_yticks(range(len(names)), names, fontsize="small")
+        ax.invert_yaxis()
+        ax.axvline(8.0, color="k", linewidth=0.8, linestyle="--")
+        ax.set_xlim(0, max([8.5, *values]) * 1.08)
+        ax.set_xlabel("bits per sample on held-out audio")
+        ax.grid(True, axis="x", alpha=0.3)
+        if title:
+            ax.set_title(title)
+        return _save(fig, out)
+
+
+def spectrogram_stack(
+    signals: Mapping[str, np.ndarray], *, sr: float, out: Path, title: str | None = None
+) -> Path:
+    """One full-width log-frequency spectrogram per signal, stacked, on one dB scale: tones
+    read as lines, rhythm as vertical stripes, noise as an even wash, silence as dark."""
+    from noizenet.analysis.figures import plot_spectrogram
+
+    k = len(signals)
+    with _figure((11.0, 2.1 * k + 0.5)) as fig:
+        axes = fig.subplots(k, 1, squeeze=False)[:, 0]
+        for ax, (name, y) in zip(axes, signals.items(), strict=True):
+            plot_spectrogram(ax, np.asarray(y), sr=sr, scale="log", title=name)
+        if title:
+            fig.suptitle(title)
+        return _save(fig, out)
