@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 from noizenet.sampling import INJECT_NONE, INJECT_PERIODIC, INJECT_STALL, Injection  # noqa: F401
 
@@ -46,6 +48,7 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 BATCHED_FROM_HIDDEN = 256
 BLAS_FROM_STREAMS = 16
 STREAM_TILE = 8  # streams that share one pass over a weight slice
+SPLIT_FROM_COLUMNS = 16  # the split schedule shares a head this wide between the cores
 
 FAST = {"cache": True, "fastmath": True, "error_model": "numpy"}
 
@@ -291,40 +294,7 @@ def _blas_stack(w: KernelWeights, gx0, h, c, gx, gh) -> None:
         _cells(w.cell, gx if layer > 0 else gx0, gh, h[layer], c[layer])
 
 
-# -- what happens to an output before it is fed back --------------------------------------------
-@numba.njit(**FAST)
-def _inject(mode, j, y, feed, noise, ring, filled, period, eps, sigma):
-    """feed <- y after the injection rule for free-running step j; returns the new ring fill.
-
-    noise: this step's standard normal draws (D,); ring: (window, D) the last outputs.
-    """
-    D = y.shape[0]
-    feed[:] = y
-    if mode == INJECT_PERIODIC:
-        if (j + 1) % period == 0:
-            for d in range(D):
-                feed[d] = y[d] * (noise[d] - np.float32(1.0))
-    elif mode == INJECT_STALL:
-        window = ring.shape[0]
-        slot = j % window
-        ring[slot] = y
-        filled = min(filled + 1, window)
-        if filled == window:
-            span = np.float32(0.0)
-            for d in range(D):
-                lo = ring[0, d]
-                hi = ring[0, d]
-                for k in range(1, window):
-                    lo = min(lo, ring[k, d])
-                    hi = max(hi, ring[k, d])
-                span = max(span, hi - lo)
-            if span < eps:
-                for d in range(D):
-                    feed[d] = y[d] + sigma * noise[d]
-                ring[slot] = feed
-    return filled
-
-
+# -- sampling ------------------------------------------------------------------------------------
 @numba.njit(**FAST)
 def _softmax(logits, temperature, z, probs, bits):
     """probs <- exp((logits - max) / temperature), unnormalised; returns their sum (float64)."""
@@ -389,92 +359,183 @@ def _expected(logits, level_values, z, probs, bits):
     return acc / total
 
 
-# -- the loops ------------------------------------------------------------------------------------
-@numba.njit(parallel=True, **FAST)
-def _regression_per_stream(
-    cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, h, c, forced, n_free,
-    inject_mode, period, window, eps, sigma, noise, pred, out, offset, ring, filled,
-):  # fmt: skip
-    """Teacher-force ``forced`` (B, T, D), then run free for ``n_free`` steps, per stream.
+# -- the heads ------------------------------------------------------------------------------------
+# A head is a NamedTuple of its settings, random draws and carried state; its methods are one
+# step's work for ONE stream, on that stream's buffers: ``feed`` (what the stream feeds back: the
+# output vector, or its class in a 1-element array) and ``scratch`` (a tuple of work arrays). The
+# loops call them through :func:`_method`, so numba compiles each loop once per head type: one
+# loop per schedule, for either head. ``j`` counts this call's free steps; ``offset`` free steps
+# came before the call (a take continued over several calls).
 
-    h, c: (layers, B, H) state, updated in place. pred: (B, T, D) one-step predictions of the
-    forced inputs. out: (B, n_free, D); out[:, 0] is the prediction after the last forced input.
-    noise: (B, n_free, D) standard normal draws for injection (every path uses the same ones).
-    A take continued over several calls: ``offset`` free steps came before this call (the
-    injection's period and window count from the take's start), ``ring`` (B, window, D) and
-    ``filled`` (B,) the stall window, updated in place.
+
+class _Regression(NamedTuple):
+    """Each prediction is fed back as the next input, after :class:`Injection`'s rule."""
+
+    mode: int  # INJECT_* code
+    period: int
+    eps: np.float32
+    sigma: np.float32
+    noise: np.ndarray  # (B, n_free, D) standard normal draws (every schedule uses the same ones)
+    offset: int  # the injection's period and window slots count from the take's start
+    ring: np.ndarray  # (B, window, D) the stall window: the last outputs, updated in place
+    filled: np.ndarray  # (B,) how many of them it holds
+
+    def buffers(self, streams, outputs):
+        """feed (streams, D); no scratch (the stall window is the head's own)."""
+        return np.zeros((streams, outputs), dtype=np.float32), np.zeros((streams, 1), np.float32)
+
+    def row(self, scratch, s):
+        return scratch[s]
+
+    def fed(self, feed):
+        """The next input (D,) of a stream whose feed buffer is ``feed``."""
+        return feed
+
+    def gates(self, x_w0, x_b0, table, x, buf):
+        """Layer 0's input pre-activation for the input vector x, computed into buf."""
+        _project(x_w0, x_b0, x, buf)
+        return buf
+
+    def teach(self, y, scratch):
+        """The one-step prediction of a forced input: the output itself."""
+        return y
+
+    def free(self, b, j, n_free, y, feed, scratch):
+        """feed <- stream b's output y of free-running step j after the injection rule."""
+        noise = self.noise[b, j]
+        k = self.offset + j  # the take's step
+        D = y.shape[0]
+        feed[:] = y
+        if self.mode == INJECT_PERIODIC:
+            if (k + 1) % self.period == 0:
+                for d in range(D):
+                    feed[d] = y[d] * (noise[d] - np.float32(1.0))
+        elif self.mode == INJECT_STALL:
+            ring = self.ring[b]
+            window = ring.shape[0]
+            slot = k % window
+            ring[slot] = y
+            filled = min(self.filled[b] + 1, window)
+            self.filled[b] = filled
+            if filled == window:
+                span = np.float32(0.0)
+                for d in range(D):
+                    lo = ring[0, d]
+                    hi = ring[0, d]
+                    for i in range(1, window):
+                        lo = min(lo, ring[i, d])
+                        hi = max(hi, ring[i, d])
+                    span = max(span, hi - lo)
+                if span < self.eps:
+                    for d in range(D):
+                        feed[d] = y[d] + self.sigma * noise[d]
+                    ring[slot] = feed
+
+
+class _Categorical(NamedTuple):
+    """The output is logits over classes; a class is drawn (temperature moving linearly from
+    temp_start to temp_end over the take's ``span`` free steps, top-p) and fed back through the
+    embedding. A forced input's prediction is its expected value (temperature 1)."""
+
+    temp_start: np.ndarray  # (B,)
+    temp_end: np.ndarray  # (B,)
+    top_p: float
+    uniforms: np.ndarray  # (B, n_free) the random numbers the draws use
+    level_values: np.ndarray  # (levels,) the value each class stands for
+    offset: int  # free steps of the take before this call
+    span: int  # free steps of the whole take (the temperature schedule's length)
+
+    def buffers(self, streams, outputs):
+        """feed: each stream's class (streams, 1); scratch: the softmax's work arrays."""
+        shape = (streams, outputs)
+        scratch = (np.empty(shape, np.float64), np.empty(shape, np.float32),
+                   np.empty(shape, np.int32))  # fmt: skip
+        return np.zeros((streams, 1), dtype=np.int64), scratch
+
+    def row(self, scratch, s):
+        return scratch[0][s], scratch[1][s], scratch[2][s]
+
+    def fed(self, feed):
+        return feed[0]
+
+    def gates(self, x_w0, x_b0, table, x, buf):
+        """Layer 0's input pre-activation for class x: its row of the table (buf unused)."""
+        return table[x]
+
+    def teach(self, y, scratch):
+        return _expected(y, self.level_values, scratch[0], scratch[1], scratch[2])
+
+    def free(self, b, j, n_free, y, feed, scratch):
+        """feed <- the class drawn from logits y at free-running step j."""
+        k = self.offset + j
+        frac = k / (self.span - 1) if self.span > 1 else 0.0
+        temp = self.temp_start[b] + (self.temp_end[b] - self.temp_start[b]) * frac
+        feed[0] = _sample(y, temp, self.top_p, self.uniforms[b, j], scratch[0], scratch[1],
+                          scratch[2])  # fmt: skip
+
+
+def _method(name: str, inline: str = "always"):
+    """``call(head, ...)``: the method ``name`` of the head's class, also in compiled code.
+
+    Inlined at numba's IR level by default. ``free`` is compiled as a function of its own:
+    inlined (numba 0.68.1), the stall rule's outputs differed from the same code's uninlined
+    ones, and from the reference path (tests/test_flat_kernels.py)."""
+
+    def call(head, *args):
+        return getattr(head, name)(*args)
+
+    @overload(call, jit_options=FAST, strict=False, inline=inline)
+    def _pick(head, *args):
+        return getattr(head.instance_class, name)
+
+    return call
+
+
+_buffers, _row, _fed, _gates = (_method(n) for n in ("buffers", "row", "fed", "gates"))
+_teach, _free = _method("teach"), _method("free", inline="never")
+
+
+# -- the loops: one per schedule, for either head ----------------------------------------------
+@numba.njit(inline="always", **FAST)
+def _emit(head, b, t, n_free, y, feed, scratch, pred, out):
+    """Stream b's output y at step t: the prediction of a forced input, then fed back. The
+    first free output is the prediction after the last forced input."""
+    T = pred.shape[1]
+    if t < T:
+        pred[b, t] = _teach(head, y, scratch)
+    if n_free > 0 and t >= T - 1:
+        j = t - (T - 1)
+        _free(head, b, j, n_free, y, feed, scratch)
+        out[b, j] = _fed(head, feed)
+
+
+@numba.njit(parallel=True, **FAST)
+def _per_stream(
+    head, cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free, pred, out
+):  # fmt: skip
+    """Teacher-force ``forced``, then run free for ``n_free`` steps, each stream on one core.
+
+    h, c: (layers, B, H) state, updated in place. forced: (B, T, D) inputs or (B, T) classes;
+    pred: their one-step predictions, (B, T, D) or (B, T); out: (B, n_free, D) outputs or
+    (B, n_free) classes.
     """
     L, B = h.shape[0], h.shape[1]
-    T = forced.shape[1]
-    D = head_w.shape[1]
-    GH = h_w.shape[2]
+    T, GH = forced.shape[1], h_w.shape[2]
     for b in numba.prange(B):  # streams are independent: one per core
         gx0 = np.empty(GH, dtype=np.float32)
         gx = np.empty(GH, dtype=np.float32)
         gh = np.empty(GH, dtype=np.float32)
-        y = np.empty(D, dtype=np.float32)
-        feed = np.empty(D, dtype=np.float32)
-        rb = ring[b]
+        y = np.empty(head_w.shape[1], dtype=np.float32)
+        feeds, scratches = _buffers(head, 1, head_w.shape[1])  # this core's own
+        feed, scratch = feeds[0], _row(head, scratches, 0)
         hb = np.ascontiguousarray(h[:, b, :])
         cb = np.ascontiguousarray(c[:, b, :])
-        fb = filled[b]
         steps = T + n_free - 1 if n_free > 0 else T
         for t in range(steps):
-            _project(x_w0, x_b[0], forced[b, t] if t < T else feed, gx0)
-            _stack(cell, gx0, x_w, x_b, h_w, h_b, hb, cb, gx, gh)
+            x0 = _gates(head, x_w0, x_b[0], table, forced[b, t] if t < T else _fed(head, feed), gx0)
+            _stack(cell, x0, x_w, x_b, h_w, h_b, hb, cb, gx, gh)
             _project(head_w, head_b, hb[L - 1], y)
-            if t < T:
-                pred[b, t] = y
-            if n_free > 0 and t >= T - 1:
-                j = t - (T - 1)
-                fb = _inject(inject_mode, offset + j, y, feed, noise[b, j], rb, fb, period, eps,
-                             sigma)  # fmt: skip
-                out[b, j] = feed
-        h[:, b, :] = hb
-        c[:, b, :] = cb
-        filled[b] = fb
-
-
-@numba.njit(parallel=True, **FAST)
-def _categorical_per_stream(
-    cell, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free,
-    temp_start, temp_end, top_p, uniforms, level_values, pred, out, offset, span,
-):  # fmt: skip
-    """Categorical head: teacher-force class indices ``forced`` (B, T), then sample freely.
-
-    pred: (B, T) expected value (sum of p * level_values, temperature 1) of each one-step
-    prediction. out: (B, n_free) sampled classes, fed back through the embedding. The temperature
-    moves linearly from temp_start[b] to temp_end[b] over the take's ``span`` free steps, of
-    which ``offset`` came before this call; uniforms (B, n_free) are the random numbers the
-    draws use.
-    """
-    L, B = h.shape[0], h.shape[1]
-    T = forced.shape[1]
-    levels = head_w.shape[1]
-    GH = h_w.shape[2]
-    for b in numba.prange(B):  # streams are independent: one per core
-        gx = np.empty(GH, dtype=np.float32)
-        gh = np.empty(GH, dtype=np.float32)
-        logits = np.empty(levels, dtype=np.float32)
-        z = np.empty(levels, dtype=np.float64)
-        probs = np.empty(levels, dtype=np.float32)
-        bits = np.empty(levels, dtype=np.int32)
-        hb = np.ascontiguousarray(h[:, b, :])
-        cb = np.ascontiguousarray(c[:, b, :])
-        feed = 0
-        steps = T + n_free - 1 if n_free > 0 else T
-        for t in range(steps):
-            idx = forced[b, t] if t < T else feed
-            _stack(cell, table[idx], x_w, x_b, h_w, h_b, hb, cb, gx, gh)
-            _project(head_w, head_b, hb[L - 1], logits)
-            if t < T:
-                pred[b, t] = _expected(logits, level_values, z, probs, bits)
-            if n_free > 0 and t >= T - 1:
-                j = t - (T - 1)
-                frac = (offset + j) / (span - 1) if span > 1 else 0.0
-                temp = temp_start[b] + (temp_end[b] - temp_start[b]) * frac
-                feed = _sample(logits, temp, top_p, uniforms[b, j], z, probs, bits)
-                out[b, j] = feed
+            _emit(head, b, t, n_free, y, feed, scratch, pred, out)
         h[:, b, :] = hb
         c[:, b, :] = cb
 
@@ -492,8 +553,7 @@ def serial_twin(loop):
     return numba.njit(**FAST)(twin)
 
 
-_regression_one_stream = serial_twin(_regression_per_stream)
-_categorical_one_stream = serial_twin(_categorical_per_stream)
+_one_stream = serial_twin(_per_stream)
 
 
 @numba.njit(**FAST)
@@ -509,133 +569,76 @@ def _gate_buffers(B, GH):
 # The split and BLAS schedules: time outermost. The split loop is compiled; the BLAS loop is
 # Python, as each step's BLAS products take a millisecond against microseconds of overhead.
 @numba.njit(**FAST)
-def _inject_streams(mode, j, y, feed, noise, ring, filled, period, eps, sigma):
-    """:func:`_inject` for every stream: y, feed, noise (B, D); ring (B, window, D)."""
+def _emit_streams(head, t, n_free, y, feeds, scratches, pred, out):
+    """:func:`_emit` for every stream: y (B, outputs)."""
     for s in range(y.shape[0]):
-        filled[s] = _inject(mode, j, y[s], feed[s], noise[s], ring[s], filled[s], period, eps,
-                            sigma)  # fmt: skip
+        _emit(head, s, t, n_free, y[s], feeds[s], _row(head, scratches, s), pred, out)
 
 
 @numba.njit(**FAST)
-def _expected_streams(logits, level_values, z, probs, bits, pred):
-    for s in range(logits.shape[0]):
-        pred[s] = _expected(logits[s], level_values, z[s], probs[s], bits[s])
+def _gates_streams(head, x_w0, x_b0, table, t, forced, feeds, gx0):
+    """Every stream's layer-0 input pre-activation at step t, into gx0 (B, G*H)."""
+    T = forced.shape[1]
+    for s in range(gx0.shape[0]):
+        x = forced[s, t] if t < T else _fed(head, feeds[s])
+        gx0[s] = _gates(head, x_w0, x_b0, table, x, gx0[s])
 
 
 @numba.njit(**FAST)
-def _sample_streams(logits, j, span, temp_start, temp_end, top_p, u, z, probs, bits, feed):
-    """Draw every stream's class for the take's free-running step j (of ``span``; temperature
-    on its schedule)."""
-    frac = j / (span - 1) if span > 1 else 0.0
-    for s in range(logits.shape[0]):
-        temp = temp_start[s] + (temp_end[s] - temp_start[s]) * frac
-        feed[s] = _sample(logits[s], temp, top_p, u[s], z[s], probs[s], bits[s])
-
-
-@numba.njit(**FAST)
-def _regression_split(
-    cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, h, c, forced, n_free,
-    inject_mode, period, window, eps, sigma, noise, pred, out, offset, ring, filled, blocks,
+def _split(
+    head, cell, x_w0, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free, pred, out,
+    blocks,
 ):  # fmt: skip
-    """Same contract as :func:`_regression_per_stream`, time outermost (large models);
-    ``blocks``: how many column blocks each product is split into (the thread count)."""
+    """:func:`_per_stream`'s contract, time outermost (large models); ``blocks``: how many
+    column blocks each product is split into (the thread count)."""
     B, T = forced.shape[0], forced.shape[1]
-    D, GH = head_w.shape[1], h_w.shape[2]
+    GH, outputs = h_w.shape[2], head_w.shape[1]
     gx0, gx, gh = _gate_buffers(B, GH)
-    y = np.empty((B, D), dtype=np.float32)
-    feed = np.zeros((B, D), dtype=np.float32)
+    y = np.empty((B, outputs), dtype=np.float32)
+    feeds, scratches = _buffers(head, B, outputs)
     steps = T + n_free - 1 if n_free > 0 else T
     for t in range(steps):
-        _gemm_columns(x_w0, x_b[0], forced[:, t] if t < T else feed, gx0, 0, GH)
+        _gates_streams(head, x_w0, x_b[0], table, t, forced, feeds, gx0)
         _split_stack(cell, gx0, x_w, x_b, h_w, h_b, h, c, gx, gh, blocks)
-        _gemm_columns(head_w, head_b, h[h.shape[0] - 1], y, 0, D)
-        if t < T:
-            pred[:, t] = y
-        if n_free > 0 and t >= T - 1:
-            j = t - (T - 1)
-            _inject_streams(inject_mode, offset + j, y, feed, noise[:, j], ring, filled, period,
-                            eps, sigma)  # fmt: skip
-            out[:, j] = feed
+        if outputs >= SPLIT_FROM_COLUMNS:
+            _matmul_split(head_w, head_b, h[h.shape[0] - 1], y, blocks)
+        else:  # a narrow head (one regression value) costs less than a hand-off to the cores
+            _gemm_columns(head_w, head_b, h[h.shape[0] - 1], y, 0, outputs)
+        _emit_streams(head, t, n_free, y, feeds, scratches, pred, out)
 
 
-def _regression_blas(
-    w: KernelWeights, h, c, forced, n_free, inj: Injection, noise, pred, out, offset, ring, filled
-) -> None:
-    """:func:`_regression_split` for many streams, with BLAS products."""
-    B, T, D = forced.shape[0], forced.shape[1], w.outputs
+def _blas(w: KernelWeights, head, h, c, forced, n_free, pred, out) -> None:
+    """:func:`_split` for many streams, with BLAS products (the input's too: D may be large)."""
+    B, T = forced.shape[0], forced.shape[1]
     gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
-    y = np.empty((B, D), np.float32)
-    feed = np.zeros((B, D), np.float32)
-    eps, sigma = np.float32(inj.eps), np.float32(inj.sigma)
+    y = np.empty((B, w.outputs), np.float32)
+    feeds, scratches = head.buffers(B, w.outputs)
     for t in range(T + n_free - 1 if n_free > 0 else T):
-        np.dot(forced[:, t] if t < T else feed, w.x_w0, out=gx0)
-        gx0 += w.x_b[0]
+        x = forced[:, t] if t < T else feeds
+        if w.categorical:
+            np.take(w.table, x.reshape(-1), axis=0, out=gx0)
+        else:
+            np.dot(x, w.x_w0, out=gx0)
+            gx0 += w.x_b[0]
         _blas_stack(w, gx0, h, c, gx, gh)
         np.dot(h[-1], w.head_w, out=y)
         y += w.head_b
-        if t < T:
-            pred[:, t] = y
-        if n_free > 0 and t >= T - 1:
-            j = t - (T - 1)
-            _inject_streams(inj.mode, offset + j, y, feed, noise[:, j], ring, filled, inj.period,
-                            eps, sigma)  # fmt: skip
-            out[:, j] = feed
+        _emit_streams(head, t, n_free, y, feeds, scratches, pred, out)
 
 
-@numba.njit(**FAST)
-def _categorical_split(
-    cell, x_w, x_b, h_w, h_b, head_w, head_b, table, h, c, forced, n_free,
-    temp_start, temp_end, top_p, uniforms, level_values, pred, out, offset, span, blocks,
-):  # fmt: skip
-    """Same contract as :func:`_categorical_per_stream`, time outermost (large models);
-    ``blocks`` as in :func:`_regression_split`."""
-    B, T = forced.shape[0], forced.shape[1]
-    levels, GH = head_w.shape[1], h_w.shape[2]
-    gx0, gx, gh = _gate_buffers(B, GH)
-    logits = np.empty((B, levels), dtype=np.float32)
-    z = np.empty((B, levels), dtype=np.float64)
-    probs = np.empty((B, levels), dtype=np.float32)
-    bits = np.empty((B, levels), dtype=np.int32)
-    feed = np.zeros(B, dtype=np.int64)
-    steps = T + n_free - 1 if n_free > 0 else T
-    for t in range(steps):
-        for s in range(B):
-            gx0[s] = table[forced[s, t] if t < T else feed[s]]
-        _split_stack(cell, gx0, x_w, x_b, h_w, h_b, h, c, gx, gh, blocks)
-        _matmul_split(head_w, head_b, h[h.shape[0] - 1], logits, blocks)
-        if t < T:
-            _expected_streams(logits, level_values, z, probs, bits, pred[:, t])
-        if n_free > 0 and t >= T - 1:
-            j = t - (T - 1)
-            _sample_streams(logits, offset + j, span, temp_start, temp_end, top_p, uniforms[:, j],
-                            z, probs, bits, feed)  # fmt: skip
-            out[:, j] = feed
-
-
-def _categorical_blas(
-    w: KernelWeights, h, c, forced, n_free, temps, top_p, uniforms, level_values, pred, out,
-    offset, span,
-) -> None:  # fmt: skip
-    """:func:`_categorical_split` for many streams, with BLAS products."""
-    B, T, levels = forced.shape[0], forced.shape[1], w.outputs
-    gx0, gx, gh = _gate_buffers(B, w.h_w.shape[2])
-    logits = np.empty((B, levels), np.float32)
-    z = np.empty((B, levels), np.float64)
-    probs = np.empty((B, levels), np.float32)
-    bits = np.empty((B, levels), np.int32)
-    feed = np.zeros(B, np.int64)
-    for t in range(T + n_free - 1 if n_free > 0 else T):
-        np.take(w.table, forced[:, t] if t < T else feed, axis=0, out=gx0)
-        _blas_stack(w, gx0, h, c, gx, gh)
-        np.dot(h[-1], w.head_w, out=logits)
-        logits += w.head_b
-        if t < T:
-            _expected_streams(logits, level_values, z, probs, bits, pred[:, t])
-        if n_free > 0 and t >= T - 1:
-            j = t - (T - 1)
-            _sample_streams(logits, offset + j, span, temps[0], temps[1], top_p, uniforms[:, j],
-                            z, probs, bits, feed)  # fmt: skip
-            out[:, j] = feed
+def _generate(w: KernelWeights, head, h, c, forced, n_free, pred, out, path: str) -> None:
+    """Run ``head`` on the schedule ``path`` picks (h, c and the head's state in place)."""
+    B = forced.shape[0]
+    schedule = _schedule(w, B, path)
+    if schedule == "blas":
+        _blas(w, head, h, c, forced, n_free, pred, out)
+        return
+    args = (head, w.cell, w.x_w0, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, w.table, h, c,
+            forced, n_free, pred, out)  # fmt: skip
+    if schedule == "per-stream":
+        (_one_stream if B == 1 else _per_stream)(*args)
+    else:
+        _split(*args, numba.get_num_threads())
 
 
 def _initial_state(weights: KernelWeights, B: int, state: tuple | None) -> tuple:
@@ -708,20 +711,11 @@ def run(
     pred = np.zeros((B, forced.shape[1], D), dtype=np.float32)
     out = np.zeros((B, n_free, D), dtype=np.float32)
     ring, filled = window if window is not None else injection_window(injection, B, D)
-    w = weights
-    args = (
-        w.cell, w.x_w0, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, h, c, forced, n_free,
-        injection.mode, injection.period, injection.window, np.float32(injection.eps),
-        np.float32(injection.sigma), noise, pred, out, int(offset), ring, filled,
+    head = _Regression(
+        injection.mode, injection.period, np.float32(injection.eps), np.float32(injection.sigma),
+        noise, int(offset), ring, filled,
     )  # fmt: skip
-    schedule = _schedule(weights, B, path)
-    if schedule == "per-stream":
-        (_regression_one_stream if B == 1 else _regression_per_stream)(*args)
-    elif schedule == "split":
-        _regression_split(*args, numba.get_num_threads())
-    else:
-        _regression_blas(weights, h, c, forced, n_free, injection, noise, pred, out, int(offset),
-                         ring, filled)  # fmt: skip
+    _generate(weights, head, h, c, forced, n_free, pred, out, path)
     if not vector:
         pred, out = pred[:, :, 0], out[:, :, 0]
     return pred, out, (h, c)
@@ -766,17 +760,6 @@ def run_categorical(
     pred = np.zeros((B, forced.shape[1]), dtype=np.float32)
     out = np.zeros((B, n_free), dtype=np.int64)
     span = n_free if span is None else int(span)
-    w = weights
-    args = (
-        w.cell, w.x_w, w.x_b, w.h_w, w.h_b, w.head_w, w.head_b, w.table, h, c, forced, n_free,
-        t0, t1, float(top_p), uniforms, level_values, pred, out, int(offset), span,
-    )  # fmt: skip
-    schedule = _schedule(weights, B, path)
-    if schedule == "per-stream":
-        (_categorical_one_stream if B == 1 else _categorical_per_stream)(*args)
-    elif schedule == "split":
-        _categorical_split(*args, numba.get_num_threads())
-    else:
-        _categorical_blas(weights, h, c, forced, n_free, (t0, t1), float(top_p), uniforms,
-                          level_values, pred, out, int(offset), span)  # fmt: skip
+    head = _Categorical(t0, t1, float(top_p), uniforms, level_values, int(offset), span)
+    _generate(weights, head, h, c, forced, n_free, pred, out, path)
     return pred, out, (h, c)
