@@ -396,6 +396,7 @@ def test_train_form_sends_the_preset_and_only_the_fields_typed_beside_it(studio_
     with studio(studio_runs) as s:
         got, body = s.get("/api/presets")
     assert got == 200 and [p["name"] for p in body["presets"]] == list(PRESETS)
+    assert body["default"] == "mulaw"  # what train applies without --preset
     assert all(p["help"] for p in body["presets"])
     # blank fields are the preset's: they must not reach train as flags that override it
     form = {"preset": "mulaw", "max_time": "10:00", "hidden": "", "lr": "", "model": ""}

@@ -172,9 +172,12 @@ def create_app(
 
     # -- training ------------------------------------------------------------------------
     def list_presets(_request: Request, _body: Any) -> dict[str, Any]:
-        from noizenet.config import PRESETS
+        from noizenet.config import DEFAULT_PRESET, PRESETS
 
-        return {"presets": [{"name": n, "help": p.help} for n, p in PRESETS.items()]}
+        return {
+            "presets": [{"name": n, "help": p.help} for n, p in PRESETS.items()],
+            "default": DEFAULT_PRESET or "paper",  # what train applies without --preset
+        }
 
     def start_training(_request: Request, body: dict[str, Any]) -> dict[str, Any]:
         name = _field(body, "name", str)

@@ -262,16 +262,21 @@ async function onCompare() {
 // -- training ---------------------------------------------------------------------------------
 let trainTimer = null;
 let presets = [];
+let defaultPreset = "";
 
 async function loadPresets() {
-  try { presets = (await api("/api/presets")).presets; } catch (err) { say("train-status", err.message, true); return; }
+  let data;
+  try { data = await api("/api/presets"); } catch (err) { say("train-status", err.message, true); return; }
+  presets = data.presets;
+  defaultPreset = data.default;
+  $("train-preset").options[0].textContent = "train's default (" + defaultPreset + ")";
   $("train-preset").append(...presets.map((p) => h("option", {value: p.name}, p.name)));
   showPresetHelp();
 }
 
 function showPresetHelp() {
-  const p = presets.find((x) => x.name === $("train-preset").value);
-  $("train-preset-help").textContent = p ? p.help : "the paper's settings (the defaults)";
+  const p = presets.find((x) => x.name === ($("train-preset").value || defaultPreset));
+  $("train-preset-help").textContent = p ? p.help : "";
 }
 
 async function onTrain(event) {
