@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -474,12 +474,12 @@ class _Categorical(NamedTuple):
                           scratch[2])  # fmt: skip
 
 
-def _method(name: str, inline: str = "always"):
+def _method(name: str, inline: Any = "always"):
     """``call(head, ...)``: the method ``name`` of the head's class, also in compiled code.
 
-    Inlined at numba's IR level by default. ``free`` is compiled as a function of its own:
-    inlined (numba 0.68.1), the stall rule's outputs differed from the same code's uninlined
-    ones, and from the reference path (tests/test_flat_kernels.py)."""
+    Inlined at numba's IR level by default. The regression head's ``free`` is compiled as a
+    function of its own: inlined (numba 0.68.1), the stall rule's outputs differed from the same
+    code's uninlined ones, and from the reference path (tests/test_flat_kernels.py)."""
 
     def call(head, *args):
         return getattr(head, name)(*args)
@@ -491,8 +491,15 @@ def _method(name: str, inline: str = "always"):
     return call
 
 
+def _inline_unless_regression(expr, caller_info, callee_info) -> bool:
+    """numba's inlining decision for ``free``: inlined for the categorical head (its sampling
+    is most of a step), called for the regression head (see :func:`_method`)."""
+    head = caller_info.typemap[expr.args[0].name]
+    return getattr(head, "instance_class", None) is not _Regression
+
+
 _buffers, _row, _fed, _gates = (_method(n) for n in ("buffers", "row", "fed", "gates"))
-_teach, _free = _method("teach"), _method("free", inline="never")
+_teach, _free = _method("teach"), _method("free", inline=_inline_unless_regression)
 
 
 # -- the loops: one per schedule, for either head ----------------------------------------------
