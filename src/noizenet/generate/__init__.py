@@ -132,9 +132,7 @@ def generate(
         for _ in range(variations if spec.kind in ("white", "perlin") else 1)
     ]
     seeds = seeds * (variations // len(seeds))
-    t_seed = min(s.size for s in seeds)
-    stats = [codec.stats_for(s) for s in seeds]
-    forced = np.stack([codec.encode(s[:t_seed], st) for s, st in zip(seeds, stats, strict=True)])
+    stats, forced = _encode_seeds(codec, seeds)
     fft = isinstance(codec, FFTCodec)
     steps = steps_for(codec, n)
     block = max(1, round(BLOCK_SECONDS * sr / (codec.hop if fft else 1)))
@@ -249,9 +247,7 @@ def generate_audio(
     temps = temperature_schedules(config.temperature, len(seeds))
     injection = Injection.parse(config.inject)
     n = round(config.seconds * sr)
-    t_seed = min(s.size for s in seeds)
-    stats = [codec.stats_for(s) for s in seeds]
-    forced = np.stack([codec.encode(s[:t_seed], st) for s, st in zip(seeds, stats, strict=True)])
+    stats, forced = _encode_seeds(codec, seeds)
     steps, B = steps_for(codec, n), len(seeds)
     if model.spec.categorical:  # the draws generate() makes, in one call
         sampling = Sampling(temperature=temps, top_p=config.top_p, uniforms=rng.random((B, steps)),
@@ -282,6 +278,15 @@ def _write_sidecar(wav: Path, cfg: GenerationConfig, weights: Weights, *, second
         "generation": dataclasses.asdict(cfg),
     }
     atomic_write_json(wav.with_suffix(".json"), record)
+
+
+def _encode_seeds(codec: Any, seeds: Sequence[np.ndarray]) -> tuple[list[Any], np.ndarray]:
+    """Each seed's codec statistics, and the seeds encoded as one batch of forced inputs (all
+    primed on the shortest seed's length)."""
+    t_seed = min(s.size for s in seeds)
+    stats = [codec.stats_for(s) for s in seeds]
+    forced = np.stack([codec.encode(s[:t_seed], st) for s, st in zip(seeds, stats, strict=True)])
+    return stats, forced
 
 
 def check_head(cfg: GenerationConfig, *, categorical: bool) -> None:

@@ -472,25 +472,36 @@ class _Page:
         """A training take's small spectrogram, drawn now unless one newer than the WAV is
         there (a resumed run writes its takes again); a reason on failure."""
         from noizenet.analysis.figures import spectrogram_strip
-        from noizenet.audio import load
 
         name = f"{wav.stem}_{STRIP_SUFFIX}.png"
         for folder in (run.path / "figures", self.assets.dir):
             png = folder / name
             if png.is_file() and png.stat().st_mtime >= wav.stat().st_mtime:
                 return png
+        return self._draw(
+            run,
+            wav,
+            "spectrogram",
+            lambda y, folder: spectrogram_strip(y, sr=_sr(run), out=folder / name),
+        )
+
+    def _draw(self, run: RunFolder, wav: Path, what: str, draw: Any) -> Path | str:
+        """``draw(audio, folder)`` of a WAV into the run's figures, or beside the report where
+        the run folder is read-only; a one-line reason on failure."""
+        from noizenet.audio import load
+
         try:
             y = load(wav, sr=_sr(run))
         except NoizeNetError as exc:
-            return f"spectrogram not drawn: {exc}"
+            return f"{what} not drawn: {exc}"
         for folder in (run.path / "figures", self.assets.dir):
             try:
-                return spectrogram_strip(y, sr=_sr(run), out=folder / name)
+                return draw(y, folder)
             except OSError:
                 continue  # a read-only run folder: draw beside the report instead
             except ValueError as exc:
-                return f"spectrogram not drawn: {exc}"
-        return "spectrogram not drawn: no writable folder"
+                return f"{what} not drawn: {exc}"
+        return f"{what} not drawn: no writable folder"
 
     def _take(self, run: RunFolder, wav: Path, shown: set[Path]) -> Html:
         meta = describe_take(wav.stem)
@@ -526,21 +537,12 @@ class _Page:
         found = run.views_of(wav)
         if found is not None:
             return found
-        from noizenet.audio import load
-
-        try:
-            y = load(wav, sr=_sr(run))
-        except NoizeNetError as exc:
-            return f"views not drawn: {exc}"
-        for folder in (run.path / "figures", self.assets.dir):
-            try:
-                paths = _draw_views(y, _sr(run), folder, wav.stem, wav.name)
-            except OSError:
-                continue  # a read-only run folder: draw beside the report instead
-            except ValueError as exc:
-                return f"views not drawn: {exc}"
-            return paths[-1]
-        return "views not drawn: no writable folder"
+        return self._draw(
+            run,
+            wav,
+            "views",
+            lambda y, folder: _draw_views(y, _sr(run), folder, wav.stem, wav.name)[-1],
+        )
 
     def _reproduction(self, run: RunFolder, wav: Path, shown: set[Path]) -> Html:
         name = parse_take_name(wav.stem)
