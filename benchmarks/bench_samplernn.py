@@ -15,8 +15,10 @@ import time
 import numpy as np
 import torch
 
-from noizenet.models.samplernn import SampleRNN, SampleRNNSpec
-from noizenet.models.samplernn_kernel import kernel_weights, run
+from noizenet.models import kernel_of
+from noizenet.models.samplernn import SampleRNNSpec
+from noizenet.models.samplernn_kernel import run
+from noizenet.models.samplernn_net import SampleRNN
 from noizenet.sampling import Sampling
 
 SR = 22050
@@ -61,7 +63,7 @@ def training(spec: SampleRNNSpec, threads: int, repeats: int, B: int = 32, T: in
 def generation(spec: SampleRNNSpec, streams: int, seconds: float, repeats: int) -> float:
     torch.manual_seed(0)
     model = SampleRNN(spec).eval()
-    weights = kernel_weights(model)
+    weights = kernel_of(model).weights
     rng = np.random.default_rng(0)
     n = int(seconds * SR)
     forced = rng.integers(0, spec.levels, (streams, 256))
@@ -72,7 +74,7 @@ def generation(spec: SampleRNNSpec, streams: int, seconds: float, repeats: int) 
 
 def flat_training(threads: int, repeats: int, B: int = 32, T: int = 256) -> float:
     """The yardstick: the flat mu-law LSTM 128 (embedding 32) on 32 x 256 chunks."""
-    from noizenet.models.flat import ModelSpec, NoizeNet
+    from noizenet.models import ModelSpec, NoizeNet
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -91,12 +93,11 @@ def flat_training(threads: int, repeats: int, B: int = 32, T: int = 256) -> floa
 
 
 def flat_generation(streams: int, seconds: float, repeats: int) -> float:
-    from noizenet.models.flat import ModelSpec, NoizeNet
-    from noizenet.models.flat_kernels import kernel_weights as flat_weights
+    from noizenet.models import ModelSpec, NoizeNet
     from noizenet.models.flat_kernels import run_categorical
 
     torch.manual_seed(0)
-    weights = flat_weights(NoizeNet(ModelSpec(cell="lstm", hidden=128, levels=256)).eval())
+    weights = kernel_of(NoizeNet(ModelSpec(cell="lstm", hidden=128, levels=256)).eval()).weights
     rng = np.random.default_rng(0)
     n = int(seconds * SR)
     forced = rng.integers(0, 256, (streams, 256))

@@ -29,8 +29,13 @@ def test_rows_report_ratios_and_targets():
     assert json.loads(json.dumps(data))[0]["ratio"] == 100.0
 
 
-def test_the_hierarchical_presets_are_measured_at_their_own_sizes():
-    for name in bench.PRESET_ROWS:
+def test_the_default_and_hierarchical_presets_are_measured_at_their_own_sizes():
+    from noizenet.config import DEFAULT_PRESET
+
+    assert bench.PRESET_ROWS == (DEFAULT_PRESET, "samplernn", "samplernn-3t")
+    default, batch, chunk = bench.preset_spec(DEFAULT_PRESET)
+    assert default["family"] == "flat" and default["levels"] == 256 and default["hidden"] == 128
+    for name in bench.PRESET_ROWS[1:]:
         spec, batch, chunk = bench.preset_spec(name)
         assert spec["family"] == "samplernn" and spec["levels"] == 256
         assert (batch, chunk) == (32, 512) and chunk % spec["frame_sizes"][0] == 0

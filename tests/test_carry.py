@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from noizenet.models import Carry, ModelSpec, NoizeNet, samplernn
-from noizenet.models.samplernn import SampleRNN, SampleRNNSpec
+from noizenet.models import Carry, ModelSpec, NoizeNet, kernel_of, weight_arrays
+from noizenet.models.samplernn import SampleRNNSpec
+from noizenet.models.samplernn_net import SampleRNN
 from noizenet.sampling import Injection, Sampling
 
 BLOCKS = (7, 1, 13, 19)  # uneven, one of a single step; sums to N
@@ -50,7 +51,7 @@ def test_categorical_blocks_equal_one_call_with_a_temperature_schedule(schedule,
     if which == "kernel":
         from noizenet.models.flat import FlatKernel
 
-        path = FlatKernel(model, path=schedule).run
+        path = FlatKernel(model.spec, weight_arrays(model), path=schedule).run
     else:
         if schedule != "per-stream":
             pytest.skip("the reference has one schedule")
@@ -78,7 +79,7 @@ def test_regression_blocks_equal_one_call_with_injection(inject, schedule):
     else:
         from noizenet.models.flat import FlatKernel
 
-        path = FlatKernel(model, path=schedule).run
+        path = FlatKernel(model.spec, weight_arrays(model), path=schedule).run
     whole, blocks = in_blocks(path, forced, sampling_for)
     np.testing.assert_array_equal(blocks, whole)
 
@@ -108,7 +109,7 @@ def test_samplernn_blocks_equal_one_call_across_frame_boundaries(frame_sizes, wh
         return Sampling(temperature=temps, top_p=0.9, uniforms=uniforms[:, start : start + n],
                         level_values=np.linspace(-1, 1, 16), span=N)  # fmt: skip
 
-    path = samplernn.kernel(model).run if which == "kernel" else model.reference
+    path = kernel_of(model).run if which == "kernel" else model.reference
     whole, blocks = in_blocks(path, forced, sampling_for)
     np.testing.assert_array_equal(blocks, whole)
     assert len(np.unique(whole)) > 3
@@ -132,7 +133,7 @@ def test_vector_regression_blocks_equal_one_call(schedule):
     else:
         from noizenet.models.flat import FlatKernel
 
-        path = FlatKernel(model, path=schedule).run
+        path = FlatKernel(model.spec, weight_arrays(model), path=schedule).run
     whole, blocks = in_blocks(path, forced, sampling_for)
     assert whole.shape == (2, N, 3)
     np.testing.assert_array_equal(blocks, whole)

@@ -10,8 +10,8 @@ from noizenet.codecs import FFTCodec, QuantCodec, codec_from_state, make_codec
 from noizenet.config import CodecConfig
 from noizenet.errors import NoizeNetError
 from noizenet.generate import generate, reproduce
-from noizenet.models import ModelSpec, NoizeNet
-from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
+from noizenet.models import ModelSpec, NoizeNet, kernel_of
+from noizenet.models.flat_kernels import run, run_categorical
 from noizenet.models.flat_reference import reference_categorical, reference_run
 from noizenet.models.loss import sequence_loss
 from noizenet.sampling import sample, temperature_schedules
@@ -106,7 +106,7 @@ def test_categorical_kernel_samples_exactly_what_pytorch_does(cell, temps, top_p
     u = rng.random((streams, 150))
     lv = np.linspace(-1, 1, 32)
     t = (np.full(streams, temps[0]), np.full(streams, temps[1]))
-    w = kernel_weights(model)
+    w = kernel_of(model).weights
     p1, o1, _ = run_categorical(
         w, forced, 150, level_values=lv, temperature=t, top_p=top_p, uniforms=u, path=path
     )
@@ -125,7 +125,7 @@ def test_vector_regression_kernel_matches_pytorch(cell, path, streams):
     rng = np.random.default_rng(1)
     forced = rng.standard_normal((streams, 15, 6)).astype(np.float32)
     noise = rng.standard_normal((streams, 60, 6)).astype(np.float32)
-    p1, o1, _ = run(kernel_weights(model), forced, 60, noise=noise, path=path)
+    p1, o1, _ = run(kernel_of(model).weights, forced, 60, noise=noise, path=path)
     p2, o2 = reference_run(model, forced, 60, noise=noise)
     np.testing.assert_allclose(p1, p2, atol=1e-5)
     np.testing.assert_allclose(o1, o2, atol=1e-5)

@@ -24,7 +24,7 @@ from noizenet.analysis.evaluate import evaluate
 from noizenet.errors import ConfigError
 from noizenet.generate import generate, reproduce
 from noizenet.io import read_jsonl
-from noizenet.models import build, family_of, spec_from_dict
+from noizenet.models import build, family_of, spec_from_dict, weight_arrays
 from noizenet.run import Run, load_model
 from noizenet.sampling import Injection, Sampling
 from noizenet.train import train
@@ -132,7 +132,7 @@ class LinearFamily:
         return LinearPredictor(spec)
 
     @staticmethod
-    def kernel(model: LinearPredictor) -> None:
+    def kernel(spec: LinearSpec, weights: dict) -> None:
         return None  # generation takes the reference path
 
 
@@ -254,7 +254,7 @@ def test_flat_kernel_equals_reference_through_the_family_interface(levels):
             injection=Injection.parse("periodic:7"),
             noise=rng.standard_normal((B, n)).astype(np.float32),
         )
-    fast_pred, fast_out = family.kernel(model).run(forced, n, sampling)
+    fast_pred, fast_out = family.kernel(model.spec, weight_arrays(model)).run(forced, n, sampling)
     ref_pred, ref_out = model.reference(forced, n, sampling)
     np.testing.assert_allclose(fast_pred, ref_pred, atol=2e-5)
     if levels:

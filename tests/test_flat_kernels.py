@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from noizenet.models import ModelSpec, NoizeNet
-from noizenet.models.flat_kernels import kernel_weights, run, run_categorical
+from noizenet.models import ModelSpec, NoizeNet, kernel_of
+from noizenet.models.flat_kernels import run, run_categorical
 from noizenet.models.flat_reference import reference_categorical, reference_run
 from noizenet.sampling import Injection
 
@@ -34,7 +34,7 @@ def test_categorical_kernel_matches_pytorch_at_one_and_three_layers(layers, path
     lv = np.linspace(-1, 1, LEVELS)
     temps = (np.full(streams, 1.2), np.full(streams, 0.6))
     p1, o1, _ = run_categorical(
-        kernel_weights(model), forced, 80, level_values=lv, temperature=temps, top_p=0.9,
+        kernel_of(model).weights, forced, 80, level_values=lv, temperature=temps, top_p=0.9,
         uniforms=u, path=path,
     )  # fmt: skip
     p2, o2 = reference_categorical(
@@ -53,7 +53,9 @@ def test_regression_kernel_matches_pytorch_at_one_and_three_layers(layers, path,
     forced = rng.standard_normal((streams, 20)).astype(np.float32)
     noise = rng.standard_normal((streams, 120)).astype(np.float32)
     injection = Injection.parse("stall:4:0.2:0.5")
-    p1, o1, _ = run(kernel_weights(model), forced, 120, injection=injection, noise=noise, path=path)
+    p1, o1, _ = run(
+        kernel_of(model).weights, forced, 120, injection=injection, noise=noise, path=path
+    )
     p2, o2 = reference_run(model, forced, 120, injection=injection, noise=noise)
     np.testing.assert_allclose(p1, p2, atol=1e-5)
     np.testing.assert_allclose(o1, o2, atol=1e-5)
@@ -62,7 +64,7 @@ def test_regression_kernel_matches_pytorch_at_one_and_three_layers(layers, path,
 @pytest.mark.parametrize("path, streams", SCHEDULES)
 def test_categorical_state_continues_across_calls(path, streams):
     """Priming in two calls, the state passed on, samples what priming in one call does."""
-    w = kernel_weights(categorical_model(2))
+    w = kernel_of(categorical_model(2)).weights
     rng = np.random.default_rng(5)
     forced = rng.integers(0, LEVELS, (streams, 40))
     u = rng.random((streams, 30))

@@ -6,7 +6,7 @@ import torch
 from noizenet.errors import NoizeNetError
 from noizenet.generate import generate, reproduce
 from noizenet.generate.seeds import make_seed, parse_seed, perlin_noise
-from noizenet.models import ModelSpec, NoizeNet
+from noizenet.models import ModelSpec, NoizeNet, kernel_of
 from noizenet.models.flat_kernels import (
     BATCHED_FROM_HIDDEN,
     BLAS_FROM_STREAMS,
@@ -15,7 +15,6 @@ from noizenet.models.flat_kernels import (
     _exp_nonpositive,
     _schedule,
     _tanh,
-    kernel_weights,
     run,
 )
 from noizenet.models.flat_reference import reference_run
@@ -37,7 +36,7 @@ def test_fast_kernel_matches_pytorch_step_by_step(cell, inject, path, streams):
     forced = rng.standard_normal((streams, 40)).astype(np.float32)
     noise = rng.standard_normal((streams, 200)).astype(np.float32)
     injection = Injection.parse(inject)
-    w = kernel_weights(model)
+    w = kernel_of(model).weights
     p1, o1, _ = run(w, forced, 200, injection=injection, noise=noise, path=path)
     p2, o2 = reference_run(model, forced, 200, injection=injection, noise=noise)
     np.testing.assert_allclose(p1, p2, atol=1e-5)
@@ -47,7 +46,7 @@ def test_fast_kernel_matches_pytorch_step_by_step(cell, inject, path, streams):
 @pytest.mark.parametrize("path, streams", SCHEDULES)
 def test_kernel_state_continues_across_calls(path, streams):
     torch.manual_seed(0)
-    w = kernel_weights(NoizeNet(ModelSpec(cell="lstm", hidden=8, layers=2)).eval())
+    w = kernel_of(NoizeNet(ModelSpec(cell="lstm", hidden=8, layers=2)).eval()).weights
     x = np.random.default_rng(1).standard_normal((streams, 60)).astype(np.float32)
     whole, _, end = run(w, x, 0, path=path)
     a, _, state = run(w, x[:, :25], 0, path=path)
@@ -60,7 +59,7 @@ def test_kernel_state_continues_across_calls(path, streams):
 def test_schedules_agree_on_a_large_model():
     """Column blocks and stream tiles at a size that has several of each; auto picks each."""
     torch.manual_seed(0)
-    w = kernel_weights(NoizeNet(ModelSpec(cell="lstm", hidden=BATCHED_FROM_HIDDEN)).eval())
+    w = kernel_of(NoizeNet(ModelSpec(cell="lstm", hidden=BATCHED_FROM_HIDDEN)).eval()).weights
     x = np.random.default_rng(2).standard_normal((BLAS_FROM_STREAMS, 30)).astype(np.float32)
     ref = run(w, x, 50, path="per-stream")
     for streams, path in [(1, "split"), (STREAM_TILE + 1, "split"), (2, "blas")]:
@@ -72,12 +71,12 @@ def test_schedules_agree_on_a_large_model():
         "per-stream",
         "blas",
     ]
-    small = kernel_weights(NoizeNet(ModelSpec(hidden=50)).eval())
+    small = kernel_of(NoizeNet(ModelSpec(hidden=50)).eval()).weights
     assert _schedule(small, 1, "auto") == _schedule(small, 64, "auto") == "per-stream"
 
 
 def test_unknown_schedule_is_refused():
-    w = kernel_weights(NoizeNet(ModelSpec(hidden=8)).eval())
+    w = kernel_of(NoizeNet(ModelSpec(hidden=8)).eval()).weights
     with pytest.raises(ValueError, match="path"):
         run(w, np.zeros((1, 5), np.float32), 5, path="fastest")
 
@@ -95,7 +94,7 @@ def test_tanh_and_exp_approximations_are_within_float32_rounding():
 
 def test_periodic_injection_multiplies_every_kth_value():
     torch.manual_seed(0)
-    w = kernel_weights(NoizeNet(ModelSpec(hidden=8)).eval())
+    w = kernel_of(NoizeNet(ModelSpec(hidden=8)).eval()).weights
     noise = np.full((1, 30), 3.0, np.float32)  # N(-1, 1) draw = noise - 1 = 2
     _, plain, _ = run(w, np.zeros((1, 5), np.float32), 10)
     _, inj, _ = run(
@@ -107,7 +106,7 @@ def test_periodic_injection_multiplies_every_kth_value():
 
 def test_stall_injection_only_fires_on_a_stalled_output():
     torch.manual_seed(0)
-    w = kernel_weights(NoizeNet(ModelSpec(hidden=8)).eval())
+    w = kernel_of(NoizeNet(ModelSpec(hidden=8)).eval()).weights
     noise = np.ones((1, 300), np.float32)
     forced = np.zeros((1, 5), np.float32)
     _, plain, _ = run(w, forced, 300)

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 import noizenet
 from noizenet.errors import CheckpointError, NoizeNetError, WriteError
 from noizenet.models import ModelSpec, NoizeNet
-from noizenet.run import WEIGHTS_FORMAT, load_model, save_weights
+from noizenet.run import WEIGHTS_FORMAT, load_model, read_weights, save_weights
 from noizenet.tensorfile import write_tensors
 from noizenet.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -178,6 +178,9 @@ def test_foreign_wrong_version_wrong_shape_and_swapped_files(
     write_tensors(wrong, bigger, {"format": WEIGHTS_FORMAT, "format_version": "2", "spec": spec})
     with pytest.raises(CheckpointError, match="do not match their model spec") as exc:
         load_model(wrong)
+    assert_one_line_naming(exc, wrong)
+    with pytest.raises(CheckpointError, match="do not match their model spec") as exc:
+        read_weights(wrong).kernel()  # generation's path: the kernel on the arrays, no torch
     assert_one_line_naming(exc, wrong)
 
     newer = tmp_path / "newer-ckpt.safetensors"

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from noizenet.errors import ConfigError
-from noizenet.models import samplernn
-from noizenet.models.samplernn import SampleRNN, SampleRNNSpec
+from noizenet.models import kernel_of, samplernn
+from noizenet.models.samplernn import SampleRNNSpec
+from noizenet.models.samplernn_net import SampleRNN
 from noizenet.sampling import Sampling
 
 LEVELS = 16
@@ -154,7 +155,7 @@ def test_kernel_samples_exactly_what_the_reference_samples(frame_sizes, cell, la
     temps = (rng.uniform(0.7, 1.3, streams), rng.uniform(0.5, 1.5, streams))
     s = sampling(rng, streams, 120, temperature=temps, top_p=0.9)
     ref_pred, ref_out = model.reference(forced, 120, s)
-    pred, out = samplernn.kernel(model).run(forced, 120, s)
+    pred, out = kernel_of(model).run(forced, 120, s)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_allclose(pred, ref_pred, atol=1e-4)
     assert len(np.unique(out)) > 3  # sampled, not stuck on one class
@@ -164,7 +165,7 @@ def test_kernel_with_weight_norm_constant_temperature_and_argmax():
     model = make((8, 2), "gru", weight_norm=True)
     rng = np.random.default_rng(4)
     forced = rng.integers(0, LEVELS, (2, 20))
-    kernel = samplernn.kernel(model)
+    kernel = kernel_of(model)
     for temperature in (0.8, 0.0):
         s = sampling(rng, 2, 60, temperature=temperature)
         ref = model.reference(forced, 60, s)
@@ -174,13 +175,13 @@ def test_kernel_with_weight_norm_constant_temperature_and_argmax():
 
 
 def test_kernel_group_size_does_not_change_the_samples():
-    from noizenet.models.samplernn_kernel import kernel_weights, run
+    from noizenet.models.samplernn_kernel import run
 
     model = make((4,), "lstm")
     rng = np.random.default_rng(5)
     forced = rng.integers(0, LEVELS, (7, 9))
     s = sampling(rng, 7, 50)
-    w = kernel_weights(model)
+    w = kernel_of(model).weights
     one = run(w, forced, 50, s, spec=model.spec, group=1)
     for group in (3, 8):
         other = run(w, forced, 50, s, spec=model.spec, group=group)

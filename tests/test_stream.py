@@ -273,3 +273,28 @@ def test_report_checkpoint_shows_only_the_takes_those_weights_made(two_epochs):
     last = names("last")
     assert "gen_white_e2_v0.wav" in last and not [w for w in last if "_ckpt-" in w]
     assert len(names(None)) >= 3
+
+
+@pytest.mark.parametrize("which", ["tiny", "mulaw"])
+def test_a_take_from_saved_weights_starts_without_torch(which, tiny_run, mulaw_run, tmp_path):
+    """Start-up: the family's kernel runs on the weights' arrays, so ``noizenet generate`` and
+    ``reproduce``, figures included, never import PyTorch (about a second and 220 MB of a
+    take's start-up). Would fail if anything on that path imported torch again."""
+    run = tiny_run.path if which == "tiny" else mulaw_run
+    song = tmp_path / "song.wav"
+    sf.write(song, (0.3 * np.sin(np.arange(8000) / 5.0)).astype(np.float32), Run.open(run).sr)
+    code = (
+        "import sys\n"
+        "from noizenet.cli import main\n"
+        f"a = main(['--quiet', 'generate', {str(run)!r}, '--seconds', '0.5', '--seed', 'white',\n"
+        f"          '--out', {str(tmp_path / 'take.wav')!r}])\n"
+        f"b = main(['--quiet', 'reproduce', {str(run)!r}, '--song', {str(song)!r},\n"
+        f"          '--seconds', '0.2', '--out', {str(tmp_path / 'rep.wav')!r}])\n"
+        "print(a, b, sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "NOIZENET_QUIET": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 0 []", done.stdout
+    assert sf.info(tmp_path / "take.wav").frames > 0
+    assert (tmp_path / "take_views.png").is_file()

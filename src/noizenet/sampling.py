@@ -86,6 +86,26 @@ class Sampling:
         """Free steps the temperature moves over: the take's (``span``) or this call's."""
         return int(n_free if self.span is None else self.span)
 
+    def categorical_args(self, streams: int, n_free: int) -> dict:
+        """The settings as the flat family's categorical paths take them: per-stream
+        (start, end) temperatures, the draws (absent: 0.5 each) and the level values."""
+        temps = self.temperature
+        if not isinstance(temps, tuple):
+            temps = (np.full(streams, float(temps)), np.full(streams, float(temps)))
+        uniforms = self.uniforms
+        if uniforms is None:
+            uniforms = np.full((streams, max(n_free, 1)), 0.5)
+        if self.level_values is None:
+            raise ValueError(
+                "sampling.level_values: a categorical head needs the value of each class"
+            )
+        return {
+            "level_values": self.level_values,
+            "temperature": temps,
+            "top_p": self.top_p,
+            "uniforms": uniforms,
+        }
+
 
 def sample(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:
     """Inverse-CDF draw from softmax(logits / temperature), restricted to the top-p nucleus."""

@@ -26,18 +26,29 @@ class LegacyFormatWarning(UserWarning):
 
 def tensor_digest(tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> str:
     """SHA-256 over the metadata (but the digest itself) and every tensor's name, dtype, shape
-    and raw bytes, in name order."""
-    import torch
-
+    and raw bytes, in name order. Torch tensors and numpy arrays of the same values give the
+    same digest (the dtype is named as torch names it), so a file read either way is checked."""
     h = hashlib.sha256()
     for key in sorted(metadata or {}):
         if key != DIGEST_KEY:
             h.update(f"{len(key)}:{key}={len(metadata[key])}:{metadata[key]};".encode())
     for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        dtype, shape, raw = _layout(tensors[name])
+        h.update(f"{name}|{dtype}|{shape}|".encode())
+        h.update(raw)
     return h.hexdigest()
+
+
+def _layout(t: Any) -> tuple[str, tuple[int, ...], bytes]:
+    """(torch's dtype name, shape, contiguous little-endian bytes) of a tensor or an array."""
+    import numpy as np
+
+    if isinstance(t, np.ndarray):  # (ascontiguousarray would make a 0-d array 1-d)
+        return f"torch.{t.dtype.name}", tuple(t.shape), t.tobytes(order="C")
+    import torch
+
+    t = t.detach().cpu().contiguous()
+    return str(t.dtype), tuple(t.shape), t.reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def write_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str]) -> None:
@@ -64,12 +75,14 @@ def read_tensors(
     versions: tuple[str, ...],
     what: str,
     legacy: tuple[str, ...] = (),
+    arrays: bool = False,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Read a file written by :func:`write_tensors`, checking everything that can be checked.
 
     ``fmt`` is the expected ``format`` metadata (a foreign safetensors file lacks it),
     ``versions`` the ``format_version`` values this code reads, ``what`` names the kind of file
-    in messages. The checksum is required, except in ``legacy`` versions (a subset of
+    in messages; ``arrays``: numpy arrays instead of torch tensors (no torch import). The
+    checksum is required, except in ``legacy`` versions (a subset of
     ``versions``, from before the checksum was added): those still load, with a warning naming
     the file, since deleting their checksum key would go unnoticed. Every problem raises
     :class:`~noizenet.errors.CheckpointError`, one line, naming ``path``.
@@ -80,9 +93,15 @@ def read_tensors(
     if not path.is_file():
         raise CheckpointError(f"{path}: no such {what} file")
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with safe_open(str(path), framework="numpy" if arrays else "pt") as fh:
             meta = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+            if arrays:  # safetensors reads a 0-d tensor into numpy as shape (1,)
+                import numpy as np
+
+                tensors = {
+                    k: np.reshape(a, tuple(fh.get_slice(k).get_shape())) for k, a in tensors.items()
+                }
     except Exception as exc:  # safetensors raises several types for one meaning: unreadable
         raise CheckpointError(
             f"{path}: not a readable safetensors file, truncated or corrupted ({one_line(exc)})"

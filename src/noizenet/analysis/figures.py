@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,9 @@ N_FFT = 1024
 HOP_LENGTH = 256
 LOG_FREQ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
 SCALES = ("linear", "log")
+#: zlib level of the PNGs: 1, not PIL's 6. A spectrogram of noise hardly compresses, and at 6
+#: encoding was a quarter of a take's figure time; at 1 the files are somewhat larger.
+PNG_COMPRESSION = 1
 
 
 # --------------------------------------------------------------------------- helpers
@@ -70,6 +74,23 @@ def _new_figure(figsize: tuple[float, float], layout: str | None = "constrained"
     fig = Figure(figsize=figsize, dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
+
+
+def prepare_in_background() -> threading.Thread:
+    """Import matplotlib and load its fonts in a daemon thread, for a caller that draws after a
+    long computation which releases the GIL (a generation kernel): about 0.3 s of a take's
+    start-up then overlaps the generation instead of following it. Drawing needs no join: an
+    import still running in the thread is waited for by Python's import lock."""
+
+    def warm() -> None:
+        # only a head start: the drawing imports it again, and says what failed
+        with contextlib.suppress(Exception), _figure((1.0, 1.0), layout=None) as fig:
+            fig.text(0.5, 0.5, "0.5 Hz")
+            fig.canvas.draw()
+
+    thread = threading.Thread(target=warm, name="noizenet-figures", daemon=True)
+    thread.start()
+    return thread
 
 
 @contextlib.contextmanager
@@ -87,7 +108,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
+        fig.savefig(tmp, dpi=DPI, format="png", pil_kwargs={"compress_level": PNG_COMPRESSION})
     return path
 
 
@@ -96,7 +117,7 @@ def _save_pixels(pixels: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
     with atomic_path(path) as tmp:
-        Image.fromarray(pixels, "RGBA").save(tmp, format="PNG")
+        Image.fromarray(pixels, "RGBA").save(tmp, format="PNG", compress_level=PNG_COMPRESSION)
     return path
 
 
@@ -112,7 +133,6 @@ def _spectrogram_db(
         y = np.pad(y, (0, n_fft - y.size))
     frames = 1 + y.size // hop_length
     pool = max(1, math.ceil(frames / MAX_SPEC_COLUMNS))
-    padded = np.pad(y, (n_fft // 2, n_fft // 2 + pool * hop_length))  # centred, zeros
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     columns = math.ceil(frames / pool)
     S = np.empty((n_fft // 2 + 1, columns), dtype=np.float32)
@@ -120,7 +140,9 @@ def _spectrogram_db(
     for c0 in range(0, columns, per):
         c1 = min(c0 + per, columns)
         idx = np.arange(c0 * pool, min(c1 * pool, frames))
-        chunk = padded[(idx * hop_length)[:, None] + np.arange(n_fft)] * window
+        lo = int(idx[0]) * hop_length  # frame i: y[i * hop - n_fft // 2 :][:n_fft], centred
+        part = _zero_padded(y, lo - n_fft // 2, int(idx[-1]) * hop_length + n_fft - n_fft // 2)
+        chunk = part[(idx * hop_length - lo)[:, None] + np.arange(n_fft)] * window
         mag = np.abs(np.fft.rfft(chunk, axis=1)).astype(np.float32)  # (frames, bins)
         mag = np.pad(mag, ((0, (c1 - c0) * pool - idx.size), (0, 0)))  # last column: zeros
         S[:, c0:c1] = mag.reshape(c1 - c0, pool, -1).max(axis=1).T
@@ -131,18 +153,38 @@ def _spectrogram_db(
     return np.maximum(db, -float(top_db)), pool
 
 
+def _zero_padded(y: np.ndarray, a: int, b: int) -> np.ndarray:
+    """``y[a:b]`` with zeros where the range runs past either end of ``y`` (a copy of that
+    range only, so a long take is never padded whole)."""
+    out = np.zeros(b - a, dtype=y.dtype)
+    lo, hi = max(a, 0), min(b, y.size)
+    if hi > lo:
+        out[lo - a : hi - a] = y[lo:hi]
+    return out
+
+
 def _envelope(
     y: np.ndarray, *, sr: float, frame_ms: float = 20.0, hop_ms: float = 10.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`noizenet.analysis.views.envelope` (centred frames, zero padding) from running
-    sums, with numpy alone."""
+    sums of squares, with numpy alone. The sums are taken a block at a time and kept only
+    where a frame starts or ends: a 10-minute take needs a few MB, not three float64 copies."""
     frame = max(1, round(frame_ms * sr / 1000.0))
     hop = max(1, round(hop_ms * sr / 1000.0))
     n = 1 + y.size // hop
-    padded = np.pad(np.asarray(y, dtype=np.float64) ** 2, (frame // 2, frame))
-    sums = np.concatenate([[0.0], np.cumsum(padded)])
     starts = np.arange(n) * hop
-    rms = np.sqrt(np.maximum(sums[starts + frame] - sums[starts], 0.0) / frame)
+    # frame i covers y[starts[i] - frame // 2 : starts[i] - frame // 2 + frame], zeros outside
+    edges = np.clip(np.concatenate([starts, starts + frame]) - frame // 2, 0, y.size)
+    order = np.argsort(edges, kind="stable")
+    at = np.empty(edges.size, dtype=np.float64)  # sum of y[:edge] ** 2 at every edge
+    total, i, block = 0.0, 0, 1 << 20
+    for b0 in range(0, y.size + 1, block):
+        seg = np.asarray(y[b0 : b0 + block], dtype=np.float64)
+        sums = np.concatenate([[total], total + np.cumsum(seg * seg)])  # sums[k]: y[:b0 + k]
+        j = i + int(np.searchsorted(edges[order[i:]], b0 + seg.size, side="right"))
+        at[order[i:j]] = sums[edges[order[i:j]] - b0]
+        total, i = float(sums[-1]), j
+    rms = np.sqrt(np.maximum(at[n:] - at[:n], 0.0) / frame)
     return starts / float(sr), rms.astype(np.float32)
 
 
@@ -154,9 +196,12 @@ def _minmax_band(y: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np
     """Per-bin (start index, min, max) of ``y`` split into ``n_bins`` equal chunks."""
     per = math.ceil(y.size / n_bins)
     n_full = math.ceil(y.size / per)
-    padded = np.pad(y, (0, n_full * per - y.size), mode="edge").reshape(n_full, per)
-    starts = np.arange(n_full) * per
-    return starts, padded.min(axis=1), padded.max(axis=1)
+    whole = y.size // per  # bins of ``per`` samples, then maybe a shorter last one
+    body = y[: whole * per].reshape(whole, per)  # a view: no copy of a long take
+    lo, hi = body.min(axis=1), body.max(axis=1)
+    if n_full > whole:
+        lo, hi = np.append(lo, y[whole * per :].min()), np.append(hi, y[whole * per :].max())
+    return np.arange(n_full) * per, lo, hi
 
 
 def _draw_waveform(

@@ -31,8 +31,7 @@ from noizenet.io import atomic_write_json
 from noizenet.limits import check_generate, check_reproduce
 from noizenet.locks import write_new
 from noizenet.models.base import Carry
-from noizenet.run import Run, TakeName, Weights
-from noizenet.run.weights import load_model_file
+from noizenet.run import Run, SavedWeights, TakeName, Weights, read_weights
 from noizenet.sampling import Injection, Sampling, temperature_schedules
 
 
@@ -122,8 +121,8 @@ def generate(
     temps = temperature_schedules(cfg.temperature, variations)
     sr = run.sr
     codec = run.codec()
-    model = load_model_file(weights.path)[0]
-    categorical = model.spec.categorical
+    saved = read_weights(weights.path)
+    categorical = saved.spec.categorical
     check_head(cfg, categorical=categorical)
     rng = np.random.default_rng(cfg.random_seed)
     n = round(cfg.seconds * sr)
@@ -175,7 +174,7 @@ def generate(
             raise NoizeNetError(f"{what}; nothing was written")
         return audio
 
-    path = _model_path(model)
+    path = _saved_path(saved)
     files = TakeFiles(paths, sr=sr, replace=out is not None) if paths else None
     display = ProgressDisplay(progress, total=cfg.seconds, takes=variations)
     kept: list[list[np.ndarray]] = [[] for _ in range(variations)]
@@ -307,10 +306,17 @@ def check_head(cfg: GenerationConfig, *, categorical: bool) -> None:
 def _model_path(model: Any) -> Any:
     """How to run ``model`` (``(forced, n_free, sampling, carry=None) -> (pred, out)``): its
     family's fast kernel, or its reference path when the family has none (slow but correct)."""
-    from noizenet.models import family_of
+    from noizenet.models import kernel_of
 
-    kernel = family_of(model.spec).kernel(model)
+    kernel = kernel_of(model)
     return kernel.run if kernel is not None else model.reference
+
+
+def _saved_path(saved: SavedWeights) -> Any:
+    """:func:`_model_path` for weights read from a file: the kernel runs on their arrays, so
+    torch is imported only for a family without one (a second of a take's start-up)."""
+    kernel = saved.kernel()
+    return kernel.run if kernel is not None else saved.model().reference
 
 
 def _decode(codec, values: np.ndarray, stats: Any, n: int) -> np.ndarray:
@@ -366,15 +372,15 @@ def reproduce(
     check_reproduce(run, seconds=seconds, out=Path(out) if out else None,
                     figures=figures and write)  # fmt: skip
     codec = run.codec()
-    model = load_model_file(weights.path)[0]
+    saved = read_weights(weights.path)
     y = load(song, sr=run.sr, offset=offset, duration=seconds)
     if y.size < 2:
         raise NoizeNetError(f"{song}: too short to reproduce ({y.size} samples)")
     stats = codec.stats_for(y)
     values = codec.encode(y, stats)
-    categorical = model.spec.categorical
+    categorical = saved.spec.categorical
     sampling = Sampling(level_values=codec.level_values() if categorical else None)
-    pred, _ = _model_path(model)(values[None], 0, sampling)
+    pred, _ = _saved_path(saved)(values[None], 0, sampling)
     if categorical:
         predicted = np.concatenate([y[:1], pred[0, :-1]]).astype(np.float32)
     elif isinstance(codec, FFTCodec):

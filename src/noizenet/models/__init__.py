@@ -10,10 +10,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from noizenet.errors import ConfigError
 from noizenet.models import flat, samplernn
 from noizenet.models.base import Carry, Family, Kernel, Model, Spec, State
-from noizenet.models.flat import ModelSpec, NoizeNet, OutputDropout
+from noizenet.models.flat import ModelSpec
 
 FAMILIES: dict[str, ModuleType] = {flat.NAME: flat, samplernn.NAME: samplernn}
 
@@ -39,6 +41,25 @@ def family_of(spec_or_name: Any) -> Any:
 def build(spec: Spec) -> Model:
     """The family's network for ``spec`` (fresh weights)."""
     return family_of(spec).build(spec)
+
+
+def weight_arrays(model: Model) -> dict[str, np.ndarray]:
+    """A network's state dict as float32 numpy arrays (what a family's kernel reads)."""
+    return {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
+
+
+def kernel_of(model: Model) -> Kernel | None:
+    """The family's fast path on a built network's current weights (None: it has none)."""
+    return family_of(model.spec).kernel(model.spec, weight_arrays(model))
+
+
+def __getattr__(name: str) -> Any:
+    """The networks, imported on first use: they need torch, the families do not."""
+    if name in ("NoizeNet", "OutputDropout"):
+        from noizenet.models import flat_net
+
+        return getattr(flat_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def spec_from_dict(raw: dict[str, Any]) -> Spec:
@@ -71,7 +92,9 @@ __all__ = [
     "build",
     "config_family",
     "family_of",
+    "kernel_of",
     "register",
     "spec_from_config",
     "spec_from_dict",
+    "weight_arrays",
 ]

@@ -19,7 +19,9 @@ Conventions shared by every family:
   shapes; ``model.state_stream_dims()`` says, per name, which axis holds the streams, so that
   resetting chosen streams, gathering them from DDP ranks and saving them in a checkpoint
   (``state.<name>``) need not know the family.
-- **Generation.** ``family.kernel(model)`` returns the fast path or None; ``model.reference``
+- **Generation.** ``family.kernel(spec, weights)`` returns the fast path on a network's
+  weights (its state dict as numpy arrays, so that generating from a file needs no torch) or
+  None; ``model.reference``
   is the slow, obviously correct PyTorch path (one step at a time) that the kernel is tested
   against and that generation falls back to. Both take the same :class:`~noizenet.sampling.Sampling`
   (random draws made by the caller) and return the same thing.
@@ -49,14 +51,16 @@ Added with the first implementation (H1):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from noizenet.sampling import Sampling
 
-State = dict[str, torch.Tensor]  # named state tensors; stream axis per state_stream_dims()
+if TYPE_CHECKING:
+    import torch
+
+State = dict[str, Any]  # named state tensors; stream axis per state_stream_dims()
 
 
 @dataclass
@@ -158,4 +162,25 @@ class Family(Protocol):
 
     def build(self, spec: Spec) -> Model: ...
 
-    def kernel(self, model: Model) -> Kernel | None: ...
+    def kernel(self, spec: Spec, weights: dict[str, np.ndarray]) -> Kernel | None:
+        """The fast path on ``weights`` (the network's ``state_dict()`` names, as numpy
+        arrays), or None: generation then builds the network and runs its reference path. A
+        family module should not import torch at its top, so that a take from saved weights
+        starts without it."""
+        ...
+
+
+def check_shapes(weights: dict[str, Any], expected: dict[str, tuple[int, ...]]) -> None:
+    """Refuse ``weights`` whose names or shapes are not ``expected`` (a family's kernel reads
+    arrays without bounds checks, so a file whose tensors do not fit its spec must stop here).
+    Raises ValueError naming the first tensor that is missing, unexpected or of another shape."""
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        raise ValueError(f"{what} in the weights")
+    for name, shape in expected.items():
+        if tuple(np.shape(weights[name])) != tuple(shape):
+            raise ValueError(
+                f"{name!r} has shape {tuple(np.shape(weights[name]))}, the spec needs {shape}"
+            )

@@ -4,28 +4,29 @@ Two heads: a regression head (the paper's: one value, or one FFT block vector, p
 categorical head (``levels`` > 0: a softmax over quantised sample values, with an embedding of
 the quantised input as SampleRNN found it matters).
 
-This module is the family (:class:`noizenet.models.base.Family`): its spec, construction, the
-model, and the fast kernels of :mod:`noizenet.models.flat_kernels` behind the Kernel contract.
-State is ``{"h"}`` (RNN, GRU) or ``{"h", "c"}`` (LSTM), each (layers, streams, hidden), so
-checkpoints hold ``state.h`` / ``state.c`` as they always did.
+This module is the family (:class:`noizenet.models.base.Family`): its spec, construction, and
+the fast kernels of :mod:`noizenet.models.flat_kernels` behind the Kernel contract. It does not
+import torch: the network (:mod:`noizenet.models.flat_net`) is imported where one is built, so
+generating from saved weights starts without PyTorch's second of import. State is ``{"h"}``
+(RNN, GRU) or ``{"h", "c"}`` (LSTM), each (layers, streams, hidden), so checkpoints hold
+``state.h`` / ``state.c`` as they always did.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from noizenet.models.base import Carry, State
+from noizenet.models.base import Carry, check_shapes
 from noizenet.sampling import Sampling
 
-NAME = "flat"
+if TYPE_CHECKING:
+    from noizenet.models.flat_net import NoizeNet
 
-_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+NAME = "flat"
 
 
 @dataclass(frozen=True)
@@ -53,137 +54,13 @@ class ModelSpec:
 Spec = ModelSpec
 
 
-class NoizeNet(nn.Module):
-    """A recurrent stack over audio samples with a linear head.
-
-    ``forward`` runs a whole chunk (training, priming, teacher-forced reproduction); ``step``
-    advances one sample (the slow, obviously correct generation path that the fast kernels in
-    :mod:`noizenet.models.flat_kernels` are tested against). Moving it to a GPU (``.to``)
-    flattens the recurrent weights into one block (PyTorch's RNN modules do it in ``_apply``),
-    cuDNN's fast path, so callers need not reach inside.
-    """
-
-    lookback = 0  # a chunk needs no samples before its first target
-
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__()
-        if spec.cell not in _CELLS:
-            raise ValueError(f"unknown cell {spec.cell!r} (choose from {', '.join(_CELLS)})")
-        self.spec = spec
-        kwargs: dict[str, Any] = {"nonlinearity": "tanh"} if spec.cell == "rnn" else {}
-        self.embed = nn.Embedding(spec.levels, spec.embedding) if spec.categorical else None
-        self.rnn = _CELLS[spec.cell](
-            spec.embedding if spec.categorical else spec.in_dim,
-            spec.hidden,
-            spec.layers,
-            batch_first=True,
-            dropout=spec.dropout if spec.layers > 1 else 0.0,
-            **kwargs,
-        )
-        self.drop = OutputDropout(spec.dropout)
-        self.head = nn.Linear(spec.hidden, spec.levels if spec.categorical else spec.out_dim)
-
-    def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
-        """Zero hidden state for ``batch`` streams: (layers, batch, hidden)."""
-        h = torch.zeros(self.spec.layers, batch, self.spec.hidden, device=device)
-        return {"h": h, "c": h.clone()} if self.spec.cell == "lstm" else {"h": h}
-
-    def state_stream_dims(self) -> dict[str, int]:
-        return {"h": 1, "c": 1} if self.spec.cell == "lstm" else {"h": 1}
-
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """x: (batch, time, in_dim) -> y: (batch, time, out_dim), final state.
-
-        Categorical: x holds class indices (batch, time, 1) and y the logits (batch, time, levels).
-        """
-        if self.embed is not None:
-            x = self.embed(x[..., 0].long())  # (batch, time, embedding)
-        carried = None
-        if state is not None:
-            carried = (state["h"], state["c"]) if "c" in state else state["h"]
-        out, final = self.rnn(x, carried)  # (batch, time, hidden)
-        new = {"h": final[0], "c": final[1]} if isinstance(final, tuple) else {"h": final}
-        return self.head(self.drop(out)), new
-
-    def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """x: (batch, in_dim) -> y: (batch, out_dim), next state: one sample at a time."""
-        y, state = self.forward(x.unsqueeze(1), state)
-        return y.squeeze(1), state
-
-    def reference(
-        self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Carry | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The one-step PyTorch path (:mod:`noizenet.models.flat_reference`)."""
-        from noizenet.models import flat_reference
-
-        if self.spec.categorical:
-            inputs = forced if carry is None else carry.inputs(forced)
-            return flat_reference.reference_categorical(
-                self,
-                forced,
-                n_free,
-                **_categorical_args(sampling, inputs, n_free),
-                span=sampling.schedule_span(n_free),
-                carry=carry,
-            )
-        return flat_reference.reference_run(
-            self, forced, n_free, injection=sampling.injection, noise=sampling.noise, carry=carry
-        )
-
-
-class OutputDropout(nn.Dropout):
-    """Dropout that draws its CPU mask from raw random bits.
-
-    PyTorch's CPU dropout draws with ``bernoulli_``, 3x slower than ``torch.rand`` and a
-    threshold, which is itself 2-3x slower than filling int64 words with random bits and reading
-    each as four 16-bit draws: at hidden 50 ``bernoulli_`` was 28% of a training step, and the
-    bits make training 5-10% faster than ``rand``. A unit is kept with probability k / 65536
-    (k = round((1 - p) * 65536), within 8e-6 of 1 - p) and scaled by 65536 / k, so the expected
-    output is exactly the input. Same generator; CUDA and other devices keep the fused kernel.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.device.type != "cpu":
-            return super().forward(x)
-        if self.p == 1:
-            return x * 0
-        k = round((1.0 - self.p) * 65536)
-        if not 0 < k < 65536:  # p within 8e-6 of 0 or 1: 16 bits cannot tell, draw floats
-            keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 even under autocast
-            return x * keep * (1.0 / (1.0 - self.p))
-        n = x.numel()
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
-        words.random_(-(2**63), None)  # every bit uniform (the default range leaves the sign 0)
-        draws = words.view(torch.int16)[:n].view(x.shape)  # uniform over -32768..32767
-        return x * (draws < k - 32768) * (65536.0 / k)
-
-
-def _categorical_args(sampling: Sampling, forced: np.ndarray, n_free: int) -> dict[str, Any]:
-    """Sampling settings as both categorical paths take them (absent draws: 0.5 each)."""
-    B = np.atleast_2d(forced).shape[0]
-    temps = sampling.temperature
-    if not isinstance(temps, tuple):
-        temps = (np.full(B, float(temps)), np.full(B, float(temps)))
-    uniforms = sampling.uniforms
-    if uniforms is None:
-        uniforms = np.full((B, max(n_free, 1)), 0.5)
-    if sampling.level_values is None:
-        raise ValueError("sampling.level_values: a categorical head needs the value of each class")
-    return {
-        "level_values": sampling.level_values,
-        "temperature": temps,
-        "top_p": sampling.top_p,
-        "uniforms": uniforms,
-    }
-
-
 class FlatKernel:
     """The numba kernels (:mod:`noizenet.models.flat_kernels`) behind the Kernel contract."""
 
-    def __init__(self, model: NoizeNet, path: str = "auto") -> None:
+    def __init__(self, spec: ModelSpec, weights: dict[str, np.ndarray], path: str = "auto") -> None:
         from noizenet.models.flat_kernels import kernel_weights
 
-        self.weights = kernel_weights(model)
+        self.weights = kernel_weights(spec, weights)
         self.path = path
 
     def run(
@@ -201,7 +78,7 @@ class FlatKernel:
                 self.weights,
                 inputs,
                 n_free,
-                **_categorical_args(sampling, inputs, n_free),
+                **sampling.categorical_args(np.atleast_2d(inputs).shape[0], n_free),
                 state=saved.get("hc"),
                 path=self.path,
                 offset=offset,
@@ -259,8 +136,28 @@ def check_config(config: Any) -> None:
 
 
 def build(spec: ModelSpec) -> NoizeNet:
+    from noizenet.models.flat_net import NoizeNet
+
     return NoizeNet(spec)
 
 
-def kernel(model: NoizeNet) -> FlatKernel:
-    return FlatKernel(model)
+def weight_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """The network's state-dict names and shapes for ``spec`` (torch's RNN layout)."""
+    GH, H = {"rnn": 1, "lstm": 4, "gru": 3}[spec.cell] * spec.hidden, spec.hidden
+    shapes: dict[str, tuple[int, ...]] = {}
+    if spec.categorical:
+        shapes["embed.weight"] = (spec.levels, spec.embedding)
+    for k in range(spec.layers):
+        first = spec.embedding if spec.categorical else spec.in_dim
+        shapes[f"rnn.weight_ih_l{k}"] = (GH, first if k == 0 else H)
+        shapes[f"rnn.weight_hh_l{k}"] = (GH, H)
+        shapes[f"rnn.bias_ih_l{k}"] = shapes[f"rnn.bias_hh_l{k}"] = (GH,)
+    outputs = spec.levels if spec.categorical else spec.out_dim
+    return {**shapes, "head.weight": (outputs, H), "head.bias": (outputs,)}
+
+
+def kernel(spec: ModelSpec, weights: dict[str, np.ndarray]) -> FlatKernel:
+    """The numba kernels on ``weights`` (the network's state dict as arrays, checked against
+    the spec: ValueError if they do not fit)."""
+    check_shapes(weights, weight_shapes(spec))
+    return FlatKernel(spec, weights)

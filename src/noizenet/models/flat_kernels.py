@@ -50,7 +50,8 @@ BLAS_FROM_STREAMS = 16
 STREAM_TILE = 8  # streams that share one pass over a weight slice
 SPLIT_FROM_COLUMNS = 16  # the split schedule shares a head this wide between the cores
 
-FAST = {"cache": True, "fastmath": True, "error_model": "numpy"}
+# nogil: a take's figures import matplotlib in another thread while the kernel runs
+FAST = {"cache": True, "fastmath": True, "error_model": "numpy", "nogil": True}
 
 
 @dataclass
@@ -84,10 +85,10 @@ class KernelWeights:
         return self.table.shape[0] > 0
 
 
-def kernel_weights(model) -> KernelWeights:
-    """Extract weights from a :class:`~noizenet.models.NoizeNet`."""
-    spec = model.spec
-    sd = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
+def kernel_weights(spec: Any, weights: dict[str, np.ndarray]) -> KernelWeights:
+    """Lay out a flat network's weights (its state dict as arrays, any float dtype) for the
+    kernels; the embedding table is computed in float64, exact to float32 rounding."""
+    sd = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     L, H = spec.layers, spec.hidden
     G = GATES[spec.cell]
 
@@ -97,7 +98,7 @@ def kernel_weights(model) -> KernelWeights:
     x_w = [sd[f"rnn.weight_ih_l{k}"].T for k in range(1, L)] or [np.zeros((H, G * H))]
     x_b = np.stack([sd[f"rnn.bias_ih_l{k}"] for k in range(L)])
     table = np.zeros((0, G * H))
-    if spec.categorical:  # computed in float64: the table is exact to float32 rounding
+    if spec.categorical:
         table = sd["embed.weight"] @ sd["rnn.weight_ih_l0"].T + x_b[0]
     return KernelWeights(
         cell=CELL_CODES[spec.cell],

@@ -1,7 +1,7 @@
 """SampleRNN generation in numba: each frame tier steps once per frame, the MLP every sample,
 with the temperature schedule, top-p and sampling inside the loop.
 
-Same contract as :meth:`noizenet.models.samplernn.SampleRNN.reference` (and tested against it:
+Same contract as :meth:`noizenet.models.samplernn_net.SampleRNN.reference` (and tested against it:
 identical sampled classes on the same uniforms). What makes it fast:
 
 - **Folded linear maps.** A tier's input projection is followed by its RNN's first input
@@ -29,7 +29,6 @@ from typing import Any
 
 import numba
 import numpy as np
-import torch
 
 from noizenet.models.base import Carry
 from noizenet.models.flat_kernels import (
@@ -75,39 +74,50 @@ class SampleRNNWeights:
     c0: np.ndarray  # (K, layers, H) (zeros for the GRU)
 
 
-def kernel_weights(model: Any) -> SampleRNNWeights:
-    """Fold and transpose ``model``'s weights (computed in float64, stored in float32)."""
-    spec = model.spec
-    K, L, H = len(spec.frame_sizes), spec.layers, spec.hidden
+def _linear(sd: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The weight of linear map ``name`` (float64): stored whole, or as weight normalisation's
+    direction v and gain g (torch's parametrisation), w = g v / |v| per output row."""
+    if f"{name}.weight" in sd:
+        return sd[f"{name}.weight"]
+    g = sd[f"{name}.parametrizations.weight.original0"]  # (out, 1)
+    v = sd[f"{name}.parametrizations.weight.original1"]  # (out, in)
+    return v * (g / np.sqrt(np.sum(v * v, axis=1, keepdims=True)))
 
-    def f64(t: torch.Tensor) -> np.ndarray:
-        return t.detach().cpu().double().numpy()
+
+def kernel_weights(spec: Any, weights: dict[str, np.ndarray]) -> SampleRNNWeights:
+    """Fold and transpose a SampleRNN's weights (its state dict as arrays), computed in float64
+    and stored in float32."""
+    K, L, H = len(spec.frame_sizes), spec.layers, spec.hidden
+    sd = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
 
     def f32(a) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.float32)
 
-    tiers = list(model.tiers)
-    w_ih0 = [f64(t.rnn.weight_ih_l0) for t in tiers]  # (G*H, H)
+    def tier(k: int, name: str) -> np.ndarray:
+        return sd[f"tiers.{k}.{name}"]
+
+    ratios = spec.ratios()
+    w_ih0 = [tier(k, "rnn.weight_ih_l0") for k in range(K)]  # (G*H, H)
     frame_w, frame_b, up_w, up_b = [], [], [], []
-    for k, tier in enumerate(tiers):
-        frame_w.append(f32((w_ih0[k] @ f64(tier.inp.weight)).T))
-        frame_b.append(f64(tier.rnn.bias_ih_l0) + w_ih0[k] @ f64(tier.inp.bias))
-        w, b = f64(tier.up.weight), f64(tier.up.bias)  # (ratio * D, H), (ratio * D,)
+    for k in range(K):
+        frame_w.append(f32((w_ih0[k] @ _linear(sd, f"tiers.{k}.inp")).T))
+        frame_b.append(tier(k, "rnn.bias_ih_l0") + w_ih0[k] @ tier(k, "inp.bias"))
+        w, b = _linear(sd, f"tiers.{k}.up"), tier(k, "up.bias")  # (ratio * D, H), (ratio * D,)
         if k + 1 < K:  # fold the next tier's first input matrix into each position's block
             nxt = w_ih0[k + 1]
-            w = np.concatenate([nxt @ blk for blk in np.split(w, tier.ratio)])
-            b = np.concatenate([nxt @ blk for blk in np.split(b, tier.ratio)])
+            w = np.concatenate([nxt @ blk for blk in np.split(w, ratios[k])])
+            b = np.concatenate([nxt @ blk for blk in np.split(b, ratios[k])])
         up_w.append(f32(w.T))
         up_b.append(f32(b))
     F, E, M = spec.frame_sizes[-1], spec.embedding, spec.mlp_hidden
-    w_in = f64(model.mlp_in.weight).reshape(M, E, F)  # embedding-major inputs
-    table = np.einsum("qe,mei->iqm", f64(model.embed.weight), w_in)
+    w_in = _linear(sd, "mlp_in").reshape(M, E, F)  # embedding-major inputs
+    table = np.einsum("qe,mei->iqm", sd["embed.weight"], w_in)
 
     def stacked(name: str, layers: range) -> np.ndarray:
-        return f32([[f64(getattr(t.rnn, f"{name}_l{j}")).T for j in layers] for t in tiers])
+        return f32([[tier(k, f"rnn.{name}_l{j}").T for j in layers] for k in range(K)])
 
     x_w = stacked("weight_ih", range(1, L)) if L > 1 else np.zeros((K, 1, H, w_ih0[0].shape[0]))
-    c0 = [f64(t.c0) for t in tiers] if spec.cell == "lstm" else np.zeros((K, L, H))
+    c0 = [tier(k, "c0") for k in range(K)] if spec.cell == "lstm" else np.zeros((K, L, H))
     width = max(w.shape[1] for w in up_w)
     return SampleRNNWeights(
         cell=CELL_CODES[spec.cell],
@@ -116,18 +126,18 @@ def kernel_weights(model: Any) -> SampleRNNWeights:
         frame_w=f32([_pad(w, (spec.frame_sizes[0], w.shape[1])) for w in frame_w]),
         frame_b=f32(frame_b),
         x_w=f32(x_w),
-        x_b=f32([[f64(getattr(t.rnn, f"bias_ih_l{j}")) for j in range(L)] for t in tiers]),
+        x_b=f32([[tier(k, f"rnn.bias_ih_l{j}") for j in range(L)] for k in range(K)]),
         h_w=stacked("weight_hh", range(L)),
-        h_b=f32([[f64(getattr(t.rnn, f"bias_hh_l{j}")) for j in range(L)] for t in tiers]),
+        h_b=f32([[tier(k, f"rnn.bias_hh_l{j}") for j in range(L)] for k in range(K)]),
         up_w=f32([_pad(w, (H, width)) for w in up_w]),
         up_b=f32([_pad(b, (width,)) for b in up_b]),
         up_cols=np.array([w.shape[1] for w in up_w], np.int64),
         table=f32(table),
-        mlp_w=f32(f64(model.mlp_hidden.weight).T),
-        mlp_b=f32(f64(model.mlp_hidden.bias)),
-        out_w=f32(f64(model.mlp_out.weight).T),
-        out_b=f32(f64(model.mlp_out.bias)),
-        h0=f32([f64(t.h0) for t in tiers]),
+        mlp_w=f32(_linear(sd, "mlp_hidden").T),
+        mlp_b=f32(sd["mlp_hidden.bias"]),
+        out_w=f32(_linear(sd, "mlp_out").T),
+        out_b=f32(sd["mlp_out.bias"]),
+        h0=f32([tier(k, "h0") for k in range(K)]),
         c0=f32(c0),
     )
 
@@ -162,7 +172,7 @@ def _group(
 
     h, c: (K, layers, B, H) state, updated in place; seq: (B, lookback + T + n_free) padding,
     seed, and room for the take, filled in place; pred (B, T), out (B, n_free) as in
-    :meth:`~noizenet.models.samplernn.SampleRNN.reference`. ups_all (K, B, U): each tier's
+    :meth:`~noizenet.models.samplernn_net.SampleRNN.reference`. ups_all (K, B, U): each tier's
     latest output, updated in place. A take continued over calls: ``phase`` is the take's step
     of this call's first (the frame grid), ``offset`` the free steps before it and ``span`` the
     take's (the temperature schedule).
@@ -269,7 +279,7 @@ def run(
     carry: Carry | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prime on class indices ``forced`` (B, T), then sample ``n_free`` per stream: the
-    contract of :meth:`~noizenet.models.samplernn.SampleRNN.reference`, ``carry`` included
+    contract of :meth:`~noizenet.models.samplernn_net.SampleRNN.reference`, ``carry`` included
     (tier states, their latest outputs, the frame phase and the samples frames read)."""
     n_free = max(int(n_free), 0)
     started = carry is not None and carry.started
@@ -304,11 +314,11 @@ def run(
 
 
 class SampleRNNKernel:
-    """The family's :class:`~noizenet.models.base.Kernel`: ``model``'s weights, folded once."""
+    """The family's :class:`~noizenet.models.base.Kernel`: a network's weights, folded once."""
 
-    def __init__(self, model: Any) -> None:
-        self.spec = model.spec
-        self.weights = kernel_weights(model)
+    def __init__(self, spec: Any, weights: dict[str, np.ndarray]) -> None:
+        self.spec = spec
+        self.weights = kernel_weights(spec, weights)
 
     def run(
         self, forced: np.ndarray, n_free: int, sampling: Sampling, *, carry: Carry | None = None

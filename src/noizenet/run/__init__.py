@@ -27,7 +27,9 @@ from noizenet.run.weights import (
     LEGACY_WEIGHTS_VERSIONS,
     WEIGHTS_FORMAT,
     WEIGHTS_VERSION,
+    SavedWeights,
     load_model,
+    read_weights,
     save_weights,
 )
 from noizenet.run.writer import EventLog, RunWriter
@@ -43,6 +45,7 @@ __all__ = [
     "RunInfo",
     "RunPaths",
     "RunWriter",
+    "SavedWeights",
     "TakeName",
     "Weights",
     "best_epoch",
@@ -52,6 +55,7 @@ __all__ = [
     "read_events",
     "read_metrics",
     "read_run_info",
+    "read_weights",
     "require_run_folder",
     "save_weights",
     "take_name",

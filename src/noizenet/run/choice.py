@@ -18,7 +18,7 @@ from typing import Any
 
 from noizenet.config import CheckpointChoice, parse_checkpoint
 from noizenet.errors import ConfigError
-from noizenet.run.weights import CHECKPOINT_FORMAT, file_format, load_model_file
+from noizenet.run.weights import CHECKPOINT_FORMAT, file_format, read_weights
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def choose_weights(run: Any, checkpoint: str | CheckpointChoice = "last") -> Wei
     elif path.resolve() == paths.weights.resolve():
         epochs = run.info.epochs_done
     elif file_format(path) == CHECKPOINT_FORMAT:
-        epochs = load_model_file(path)[1] or 0
+        epochs = read_weights(path).epochs or 0
     return Weights(str(path), path, epochs, choice.tag)
 
 
