@@ -295,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         parents=[common],
         help="train a model into a run folder",
-        description="Train a NoizeNet. Defaults are the paper's headline "
-        "configuration; every flag maps to one config field.",
+        description=f"Train a NoizeNet. Without --preset or --config the preset is "
+        f"{DEFAULT_PRESET or 'paper'} (--preset paper: the paper's headline configuration); "
+        "every flag maps to one config field.",
     )
     p.add_argument(
         "--out",
@@ -487,8 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="training and generation speed beside the paper's algorithms",
         description="Measure training samples/s and generation real-time factor for hidden 50 "
-        "and 512, MSE and mu-law heads, 1 and 64 streams, and for the hierarchical presets "
-        "(samplernn, samplernn-3t) at their own sizes, beside the paper's sliding-window "
+        "and 512, MSE and mu-law heads, 1 and 64 streams, and for train's default preset "
+        f"({DEFAULT_PRESET}) and the hierarchical ones (samplernn, samplernn-3t) at their own "
+        "sizes, beside the paper's sliding-window "
         "training, its window re-ingest generation and a plain per-sample PyTorch loop. "
         "Medians of --repeats timed runs after a warm-up, all in this one process.",
     )
