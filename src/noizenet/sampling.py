@@ -86,25 +86,35 @@ class Sampling:
         """Free steps the temperature moves over: the take's (``span``) or this call's."""
         return int(n_free if self.span is None else self.span)
 
-    def categorical_args(self, streams: int, n_free: int) -> dict:
-        """The settings as the flat family's categorical paths take them: per-stream
-        (start, end) temperatures, the draws (absent: 0.5 each) and the level values."""
+    def categorical_args(self, streams: int, n_free: int, *, levels: int | None = None) -> dict:
+        """The settings as every family's categorical paths take them: per-stream (start, end)
+        temperatures, the draws (absent: 0.5 each), ``top_p`` and the level values. Without
+        ``level_values``, a family that passes ``levels`` gets the class indices; one that
+        does not is refused (its fed-back input is the class's value, so indices would be
+        wrong silently)."""
         temps = self.temperature
-        if not isinstance(temps, tuple):
+        if isinstance(temps, tuple):
+            temps = tuple(np.broadcast_to(np.asarray(t, np.float64), streams).copy() for t in temps)
+        else:
             temps = (np.full(streams, float(temps)), np.full(streams, float(temps)))
         uniforms = self.uniforms
         if uniforms is None:
             uniforms = np.full((streams, max(n_free, 1)), 0.5)
-        if self.level_values is None:
+        uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+        if n_free > 0 and uniforms.shape != (streams, n_free):
+            raise ValueError(
+                f"sampling.uniforms: expected shape {(streams, n_free)}, got {uniforms.shape}"
+            )
+        if self.level_values is not None:
+            values = np.ascontiguousarray(self.level_values, dtype=np.float64)
+        elif levels is not None:
+            values = np.arange(levels, dtype=np.float64)
+        else:
             raise ValueError(
                 "sampling.level_values: a categorical head needs the value of each class"
             )
-        return {
-            "level_values": self.level_values,
-            "temperature": temps,
-            "top_p": self.top_p,
-            "uniforms": uniforms,
-        }
+        return {"level_values": values, "temperature": temps, "top_p": self.top_p,
+                "uniforms": uniforms}  # fmt: skip
 
 
 def sample(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:

@@ -30,8 +30,9 @@ from noizenet.generate.stream import (
 from noizenet.io import atomic_write_json
 from noizenet.limits import check_generate, check_reproduce
 from noizenet.locks import write_new
+from noizenet.models import generation_path, kernel_of
 from noizenet.models.base import Carry
-from noizenet.run import Run, SavedWeights, TakeName, Weights, read_weights
+from noizenet.run import Run, TakeName, Weights, read_weights
 from noizenet.sampling import Injection, Sampling, temperature_schedules
 
 
@@ -174,7 +175,7 @@ def generate(
             raise NoizeNetError(f"{what}; nothing was written")
         return audio
 
-    path = _saved_path(saved)
+    path = saved.generation_path()
     files = TakeFiles(paths, sr=sr, replace=out is not None) if paths else None
     display = ProgressDisplay(progress, total=cfg.seconds, takes=variations)
     kept: list[list[np.ndarray]] = [[] for _ in range(variations)]
@@ -257,7 +258,8 @@ def generate_audio(
             noise = rng.standard_normal((B, steps, codec.dim)).astype(np.float32)
             noise = noise[:, :, 0] if forced.ndim == 2 else noise
         sampling = Sampling(injection=injection, noise=noise)
-    _, values = _model_path(model)(forced, steps, sampling, carry=Carry())
+    _, values = generation_path(kernel_of(model), lambda: model)(forced, steps, sampling,
+                                                                 carry=Carry())  # fmt: skip
     return np.stack([_decode(codec, v, st, n) for v, st in zip(values, stats, strict=True)])
 
 
@@ -301,22 +303,6 @@ def check_head(cfg: GenerationConfig, *, categorical: bool) -> None:
             f"generation.{name}: applies to categorical heads (mulaw, linear-q); this run's "
             "regression head predicts values, use generation.inject"
         )
-
-
-def _model_path(model: Any) -> Any:
-    """How to run ``model`` (``(forced, n_free, sampling, carry=None) -> (pred, out)``): its
-    family's fast kernel, or its reference path when the family has none (slow but correct)."""
-    from noizenet.models import kernel_of
-
-    kernel = kernel_of(model)
-    return kernel.run if kernel is not None else model.reference
-
-
-def _saved_path(saved: SavedWeights) -> Any:
-    """:func:`_model_path` for weights read from a file: the kernel runs on their arrays, so
-    torch is imported only for a family without one (a second of a take's start-up)."""
-    kernel = saved.kernel()
-    return kernel.run if kernel is not None else saved.model().reference
 
 
 def _decode(codec, values: np.ndarray, stats: Any, n: int) -> np.ndarray:
@@ -380,7 +366,7 @@ def reproduce(
     values = codec.encode(y, stats)
     categorical = saved.spec.categorical
     sampling = Sampling(level_values=codec.level_values() if categorical else None)
-    pred, _ = _saved_path(saved)(values[None], 0, sampling)
+    pred, _ = saved.generation_path()(values[None], 0, sampling)
     if categorical:
         predicted = np.concatenate([y[:1], pred[0, :-1]]).astype(np.float32)
     elif isinstance(codec, FFTCodec):

@@ -7,6 +7,7 @@ package reaches a model through :func:`build`, :func:`family_of` and the family'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -53,6 +54,13 @@ def kernel_of(model: Model) -> Kernel | None:
     return family_of(model.spec).kernel(model.spec, weight_arrays(model))
 
 
+def generation_path(kernel: Kernel | None, network: Callable[[], Model]) -> Callable[..., Any]:
+    """How to run a family's weights (``(forced, n_free, sampling, carry=None) -> (pred,
+    out)``): its fast ``kernel``, or the reference path of ``network()`` when the family has
+    none (slow but correct; the network, and torch, are only made then)."""
+    return kernel.run if kernel is not None else network().reference
+
+
 def __getattr__(name: str) -> Any:
     """The networks, imported on first use: they need torch, the families do not."""
     if name in ("NoizeNet", "OutputDropout"):
@@ -92,6 +100,7 @@ __all__ = [
     "build",
     "config_family",
     "family_of",
+    "generation_path",
     "kernel_of",
     "register",
     "spec_from_config",

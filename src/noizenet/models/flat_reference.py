@@ -41,12 +41,12 @@ def reference_run(
     offset = carry.steps if started else 0
     y = None
     for t in range(T):
-        y, state = model.step(torch.from_numpy(forced[:, t]), state)
+        y, state = model.step(torch.from_numpy(np.ascontiguousarray(forced[:, t])), state)
         pred[:, t] = y.numpy()
     history: list[np.ndarray] = list(carry.state["history"]) if started else []
     for j in range(n_free):
         if j > 0:
-            y, state = model.step(torch.from_numpy(out[:, j - 1]), state)
+            y, state = model.step(torch.from_numpy(np.ascontiguousarray(out[:, j - 1])), state)
         v = y.numpy().copy()
         if injection.mode == INJECT_PERIODIC and (offset + j + 1) % injection.period == 0:
             v = v * (noise[:, j] - 1.0)

@@ -21,22 +21,8 @@ def _prepare(spec: Any, forced: np.ndarray, n_free: int, sampling: Sampling) -> 
     if forced.min() < 0 or forced.max() >= spec.levels:
         raise ValueError(f"forced: class indices must lie in [0, {spec.levels})")
     B, T = forced.shape
-    temperature = sampling.temperature
-    if isinstance(temperature, tuple):
-        t0, t1 = (np.broadcast_to(np.asarray(t, np.float64), (B,)).copy() for t in temperature)
-    else:
-        t0 = t1 = np.full(B, float(temperature))
-    uniforms = sampling.uniforms
-    if uniforms is None:
-        uniforms = np.full((B, max(n_free, 1)), 0.5)
-    uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
-    if n_free > 0 and uniforms.shape != (B, n_free):
-        raise ValueError(f"sampling.uniforms: expected shape {(B, n_free)}, got {uniforms.shape}")
-    if sampling.level_values is None:
-        values = np.arange(spec.levels, dtype=np.float64)
-    else:
-        values = np.ascontiguousarray(sampling.level_values, dtype=np.float64)
-    return forced, B, T, (t0, t1), uniforms, values
+    args = sampling.categorical_args(B, n_free, levels=spec.levels)
+    return forced, B, T, args["temperature"], args["uniforms"], args["level_values"]
 
 
 def _padded(spec: Any, forced: np.ndarray, n_free: int) -> np.ndarray:

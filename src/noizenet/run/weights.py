@@ -58,9 +58,7 @@ class SavedWeights:
         try:
             return family_of(self.spec).kernel(self.spec, self.arrays)
         except (KeyError, ValueError) as exc:
-            raise CheckpointError(
-                f"{self.path}: weights do not match their model spec ({one_line(exc)})"
-            ) from None
+            raise _mismatch(self.path, exc) from None
 
     def model(self) -> Any:
         """The network around these weights, in eval mode (imports torch)."""
@@ -72,10 +70,20 @@ class SavedWeights:
             model = build(self.spec)
             model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.arrays.items()})
         except Exception as exc:
-            raise CheckpointError(
-                f"{self.path}: weights do not match their model spec ({one_line(exc)})"
-            ) from None
+            raise _mismatch(self.path, exc) from None
         return model.eval()
+
+    def generation_path(self) -> Any:
+        """How to run these weights (``(forced, n_free, sampling, carry=None) -> (pred, out)``):
+        the family's fast kernel on the arrays, or the network's reference path for a family
+        without one (slow but correct; only then is torch imported)."""
+        from noizenet.models import generation_path
+
+        return generation_path(self.kernel(), self.model)
+
+
+def _mismatch(path: Path | None, exc: BaseException) -> CheckpointError:
+    return CheckpointError(f"{path}: weights do not match their model spec ({one_line(exc)})")
 
 
 def read_weights(path: Path, *, checkpoints: bool = True) -> SavedWeights:
@@ -105,9 +113,7 @@ def read_weights(path: Path, *, checkpoints: bool = True) -> SavedWeights:
     try:
         spec = spec_from_dict(raw)
     except Exception as exc:
-        raise CheckpointError(
-            f"{path}: weights do not match their model spec ({one_line(exc)})"
-        ) from None
+        raise _mismatch(path, exc) from None
     import numpy as np
 
     if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
