@@ -355,3 +355,68 @@ def test_pyplot_never_imported(tmp_path: Path, monkeypatch) -> None:
     out = figures.comparison_figure({"a": y, "b": y[:3000]}, sr=SR, out=tmp_path / "c.png")
     figures.loss_figure_multi({"r": _records(3)}, out=tmp_path / "l.png")
     assert _assert_png(out).shape[:2] == (3 * 300, 2 * 500 + 60)  # no zoom row
+
+
+def _reductions(y, sr=SR):
+    S, pool = figures._spectrogram_db(y)
+    t, rms = figures._envelope(y, sr=sr)
+    starts, lo, hi = figures._minmax_band(y, 4_000)
+    return S, pool, t, rms, starts, lo, hi
+
+
+@pytest.mark.parametrize("n", [1, 700, 1023, 54_321, 200_000])
+def test_a_sound_file_is_drawn_block_by_block_like_the_array_in_memory(tmp_path, monkeypatch, n):
+    """Issue 15: a take's figures read its WAV a range at a time (memory independent of the
+    take's length), and the numbers drawn are those of the whole array: no block boundary
+    shows, and no read is much longer than a block."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(n)
+    y = np.tile(_notes(0.5), 1 + n // 11025)[:n] + 0.01 * rng.standard_normal(n)
+    wav = tmp_path / "take.wav"
+    sf.write(wav, y.astype(np.float32), SR, subtype="FLOAT")
+    monkeypatch.setattr(figures, "READ_BLOCK", 4_096)
+    monkeypatch.setattr(figures, "SPEC_CHUNK_FRAMES", 8)
+    monkeypatch.setattr(figures, "MAX_SPEC_COLUMNS", 60)  # pooled columns, several chunks
+    reads = []
+    with figures._file_samples(wav) as (samples, sr):
+        read = samples.read
+        samples = figures._Samples(samples.size, lambda a, b: reads.append(b - a) or read(a, b))
+        blocked = _reductions(samples, sr)
+    monkeypatch.setattr(figures, "READ_BLOCK", 1 << 30)
+    monkeypatch.setattr(figures, "SPEC_CHUNK_FRAMES", 1 << 30)
+    whole = _reductions(y.astype(np.float32))
+    assert sr == SR
+    for a, b in zip(blocked, whole, strict=True):
+        np.testing.assert_array_equal(a, b)
+    longest_spec_read = (8 + 1) * figures.HOP_LENGTH + figures.N_FFT
+    assert max(reads) <= max(4_096 + 4_096 // 2, longest_spec_read)
+
+
+def test_wav_figures_are_the_audio_figures_of_the_file(tmp_path):
+    import soundfile as sf
+
+    y = _notes(1.5)
+    wav = tmp_path / "take.wav"
+    sf.write(wav, np.stack([y, y], axis=1), SR, subtype="PCM_16")  # stereo: averaged
+    from_file = figures.wav_figures(wav, out_dir=tmp_path / "a", stem="take", title="t")
+    y16 = sf.read(wav, dtype="float32")[0][:, 0]
+    in_memory = figures.audio_figures(y16, sr=SR, out_dir=tmp_path / "b", stem="take", title="t")
+    assert [p.name for p in from_file] == [p.name for p in in_memory]
+    for a, b in zip(from_file, in_memory, strict=True):
+        np.testing.assert_array_equal(_assert_png(a), _assert_png(b))
+
+
+def test_wav_figures_refuse_an_empty_or_non_finite_file_naming_it(tmp_path):
+    import soundfile as sf
+
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), SR)
+    with pytest.raises(ValueError, match=r"empty\.wav: the audio file holds no samples"):
+        figures.wav_figures(empty, out_dir=tmp_path, stem="empty")
+    bad = tmp_path / "bad.wav"
+    y = _notes(0.5)
+    y[100] = np.nan
+    sf.write(bad, y, SR, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r"bad\.wav: the audio has NaN or infinite samples"):
+        figures.wav_figures(bad, out_dir=tmp_path, stem="bad")

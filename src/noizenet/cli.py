@@ -667,15 +667,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     for take in takes:
         print(f"wrote {take.path}")
         if not args.no_plot and take.path is not None:
-            from noizenet.analysis.figures import audio_figures
+            from noizenet.analysis.figures import wav_figures
 
-            audio_figures(
-                take.audio,
-                sr=run.sr,
-                out_dir=take.path.parent,
-                stem=take.path.stem,
-                title=take.path.name,
-            )
+            # read back from the file a block at a time: a long take is never held whole
+            wav_figures(take.path, out_dir=take.path.parent, stem=take.path.stem,
+                        title=take.path.name.replace("$", r"\$"))  # fmt: skip
     return 0
 
 

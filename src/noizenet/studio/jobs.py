@@ -117,7 +117,7 @@ class Generations:
 def generate_takes(job: Generation) -> None:
     """What ``noizenet generate`` does: the takes, written under generate's own names, then
     each take's views beside it; ``job`` says which of the two is under way."""
-    from noizenet.analysis.figures import audio_figures
+    from noizenet.analysis.figures import wav_figures
     from noizenet.generate import generate
     from noizenet.run import Run
 
@@ -132,9 +132,7 @@ def generate_takes(job: Generation) -> None:
         assert take.path is not None
         # matplotlib reads '$...$' in a title as mathematics; a file name is text
         title = take.path.name.replace("$", r"\$")
-        audio_figures(
-            take.audio, sr=run.sr, out_dir=take.path.parent, stem=take.path.stem, title=title
-        )
+        wav_figures(take.path, out_dir=take.path.parent, stem=take.path.stem, title=title)
         job.takes.append(take.path)
 
 
