@@ -76,8 +76,9 @@ def test_the_block_size_never_changes_a_take(which, settings, mulaw_run, tiny_ru
 
 
 def test_a_written_take_is_the_take_in_memory_named_and_recorded(mulaw_run, tmp_path):
-    seen = []
-    takes = generate(mulaw_run, seed="white", seconds=2.5, variations=2, progress=seen.append)
+    seen, running = [], []
+    takes = generate(mulaw_run, seed="white", seconds=2.5, variations=2, progress=seen.append,
+                     on_running=lambda: running.append(len(seen)))  # fmt: skip
     mem = generate(mulaw_run, seed="white", seconds=2.5, variations=2, write=False,
                    progress=False)  # fmt: skip
     assert [t.path.name for t in takes] == ["gen_white_e1_t1_v0.wav", "gen_white_e1_t1_v1.wav"]
@@ -93,6 +94,7 @@ def test_a_written_take_is_the_take_in_memory_named_and_recorded(mulaw_run, tmp_
     # three blocks of 1 s, the last partial; the real-time factor is reported with each
     assert [round(p.seconds, 3) for p in seen] == [1.0, 2.0, 2.5]
     assert all(p.realtime > 0 and p.total == 2.5 and p.takes == 2 for p in seen)
+    assert running == [1]  # once, when the first block is out: the kernel is loaded and running
     # a default name is never replaced: the same request again gets _1
     again = generate(mulaw_run, seed="white", seconds=0.1, progress=False)
     assert again[0].path.name == "gen_white_e1_t1_v0_1.wav"

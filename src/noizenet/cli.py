@@ -658,12 +658,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     _writable_parent(args.out)
     run = Run.open(args.run)  # once: generation and the figures both need it
     note_if_training(run.path)  # a run still training: its last complete weights
-    if not args.no_plot:  # the figures' imports overlap the generation
-        from noizenet.analysis.figures import prepare_in_background
-
-        prepare_in_background()
+    warm = None
+    if not args.no_plot:  # the figures' imports overlap the kernel once it runs
+        from noizenet.analysis.figures import prepare_in_background as warm
     # generate() refuses a request too large for the machine before it computes or writes
-    takes = generate(run, gen, out=args.out, figures=not args.no_plot, progress=not args.quiet)
+    takes = generate(run, gen, out=args.out, figures=not args.no_plot, progress=not args.quiet,
+                     on_running=warm)  # fmt: skip
     for take in takes:
         print(f"wrote {take.path}")
         if not args.no_plot and take.path is not None:

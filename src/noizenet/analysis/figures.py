@@ -101,12 +101,15 @@ def prepare_in_background() -> threading.Thread:
 
 @contextlib.contextmanager
 def _figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Iterator[Figure]:
-    """Yield a new figure and release its artists afterwards, whatever happens."""
+    """Yield a new figure and release its artists afterwards, whatever happens: its axes are
+    taken off it, not cleared (clearing builds every axis's ticks anew: a fifth of a take's
+    figure time), and the cycles left are the garbage collector's."""
     fig = _new_figure(figsize, layout)
     try:
         yield fig
     finally:
-        fig.clear()
+        for ax in tuple(fig.axes):
+            fig.delaxes(ax)
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -614,7 +617,7 @@ def _write_views(y: _Samples, sr: float, out_dir: Path, stem: str,
         _decorate_time_axis(ax)
         ax.set_xlim(0.0, duration)
         ax.set_ylabel("Amplitude")
-        ax.set_title(_title(title, "waveform"))
+        ax.set_title(_title(title, "waveform"), y=1.0)  # placed: no tick-box search
 
     def env_panel(ax: Axes, _cax: Axes | None) -> None:
         ax.plot(env_t, env, color="C1", linewidth=1.0)
@@ -623,7 +626,7 @@ def _write_views(y: _Samples, sr: float, out_dir: Path, stem: str,
         ax.set_xlim(0.0, duration)
         ax.set_ylim(bottom=0.0)
         ax.set_ylabel("RMS amplitude")
-        ax.set_title(_title(title, "envelope (RMS, 20 ms frames)"))
+        ax.set_title(_title(title, "envelope (RMS, 20 ms frames)"), y=1.0)
 
     def spec(scale: str, what: str):
         def draw(ax: Axes, cax: Axes | None) -> None:
@@ -638,7 +641,7 @@ def _write_views(y: _Samples, sr: float, out_dir: Path, stem: str,
                 pooled=pooled,
             )
             _add_colorbar(ax, mesh, cax)
-            ax.set_title(_title(title, what))
+            ax.set_title(_title(title, what), y=1.0)
 
         return draw
 
@@ -654,7 +657,8 @@ def _write_views(y: _Samples, sr: float, out_dir: Path, stem: str,
     pixels = []
     for suffix, draw in panels:
         with _figure(PANEL_SIZE, layout=None) as fig:
-            ax, cax = _panel_grid(fig, 1, margins=PANEL_MARGINS)[0]
+            colorbar = suffix.startswith("spectrogram")
+            ax, cax = _panel_grid(fig, 1, margins=PANEL_MARGINS, colorbars=colorbar)[0]
             draw(ax, cax)
             paths.append(_save(fig, out_dir / f"{stem}_{suffix}.png"))
             pixels.append(np.asarray(fig.canvas.buffer_rgba()).copy())
@@ -696,19 +700,24 @@ PANEL_MARGINS = {"left": 0.075, "right": 0.94, "bottom": 0.16, "top": 0.9, "wspa
 
 
 def _panel_grid(
-    fig: Figure, n_rows: int, margins: Mapping[str, float] | None = None
-) -> list[tuple[Axes, Axes]]:
+    fig: Figure,
+    n_rows: int,
+    margins: Mapping[str, float] | None = None,
+    colorbars: bool = True,
+) -> list[tuple[Axes, Axes | None]]:
     """``n_rows`` full-width axes plus a narrow colour-bar column, so time axes line up.
 
     The colour-bar axes of each row is returned hidden; drawing a colour bar into it makes
-    it visible again. ``margins``: gridspec margins, for a figure without a layout engine.
+    it visible again. Without ``colorbars`` the column stays empty (None: no axes and ticks
+    to build for nothing). ``margins``: gridspec margins, for a figure without a layout engine.
     """
     gs = fig.add_gridspec(n_rows, 2, width_ratios=[1.0, 0.015], **(margins or {}))
-    rows = []
+    rows: list[tuple[Axes, Axes | None]] = []
     for i in range(n_rows):
         ax = fig.add_subplot(gs[i, 0])
-        cax = fig.add_subplot(gs[i, 1])
-        cax.set_axis_off()
+        cax = fig.add_subplot(gs[i, 1]) if colorbars else None
+        if cax is not None:
+            cax.set_axis_off()
         rows.append((ax, cax))
     return rows
 

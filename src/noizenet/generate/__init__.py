@@ -70,6 +70,7 @@ def generate(
     write: bool = True,
     progress: bool | Callable[[GenerationProgress], Any] = True,
     figures: bool = False,
+    on_running: Callable[[], Any] | None = None,
     **overrides: Any,
 ) -> list[Take]:
     """Prime the run's model on a seed, then let it run free for ``config.seconds``.
@@ -96,6 +97,9 @@ def generate(
         terminal or ``NOIZENET_QUIET=1``); a callable: called after every block with a
         :class:`~noizenet.generate.stream.GenerationProgress`; False: nothing
     figures : the caller draws each take's figures afterwards (counted in the request's bound)
+    on_running : called once, after the first block: the kernel is loaded, and the blocks left
+        run with the GIL released, so Python work a caller then starts in a thread overlaps
+        them (started earlier, it competes with the kernel's loading for the GIL instead)
 
     Written takes stream to disk in blocks of :data:`~noizenet.generate.stream.BLOCK_SECONDS`
     (memory does not grow with the length), and SIGINT/SIGTERM in the main thread close valid
@@ -197,6 +201,8 @@ def generate(
                         for part, a in zip(kept, audio, strict=True):
                             part.append(a)
                 display.update(min(done * (codec.hop if fft else 1), n) / sr)
+                if on_running is not None and start == 0:
+                    on_running()
                 if stop[0]:
                     break
             if fft:
