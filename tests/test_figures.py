@@ -58,6 +58,7 @@ def capture(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
         for ax in fig.axes:
             info["axes"].append(
                 {
+                    "title": ax.get_title(),
                     "xlabel": ax.get_xlabel(),
                     "ylabel": ax.get_ylabel(),
                     "yscale": ax.get_yscale(),
@@ -420,3 +421,17 @@ def test_wav_figures_refuse_an_empty_or_non_finite_file_naming_it(tmp_path):
     sf.write(bad, y, SR, subtype="FLOAT")
     with pytest.raises(ValueError, match=r"bad\.wav: the audio has NaN or infinite samples"):
         figures.wav_figures(bad, out_dir=tmp_path, stem="bad")
+
+
+def test_a_file_name_in_a_title_is_text_not_mathematics(tmp_path, capture):
+    """A take named ``gen_$x$.wav`` keeps its dollars in every panel title (matplotlib reads
+    an unescaped ``$...$`` as mathematics), from the array and from the file."""
+    import soundfile as sf
+
+    wav = tmp_path / "gen_$x$.wav"
+    sf.write(wav, _notes(0.5), SR)
+    figures.audio_figures(_notes(0.5), sr=SR, out_dir=tmp_path, stem="a", title=wav.name)
+    figures.wav_figures(wav, out_dir=tmp_path, stem="b", title=wav.name)
+    titles = [a["title"] for c in capture for a in c["axes"] if a["title"]]
+    assert len(titles) == 8
+    assert all(t.startswith(r"gen_\$x\$.wav: ") for t in titles), titles

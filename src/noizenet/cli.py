@@ -671,7 +671,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
             # read back from the file a block at a time: a long take is never held whole
             wav_figures(take.path, out_dir=take.path.parent, stem=take.path.stem,
-                        title=take.path.name.replace("$", r"\$"))  # fmt: skip
+                        title=take.path.name)  # fmt: skip
     return 0
 
 

@@ -576,7 +576,7 @@ def audio_figures(
     stem : str
         File-name prefix (no path separators).
     title : str, optional
-        Prefix of each panel title (e.g. the piece's name).
+        Prefix of each panel title (e.g. the piece's name), shown as text ('$' included).
 
     Returns
     -------
@@ -608,6 +608,8 @@ def wav_figures(path: Path | str, *, out_dir: Path | str, stem: str,
 def _write_views(y: _Samples, sr: float, out_dir: Path, stem: str,
                  title: str | None) -> list[Path]:  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
+    if title is not None:  # a name shown as text: matplotlib would read '$...$' as mathematics
+        title = title.replace("$", r"\$")
     duration = _duration(y, sr)
     S_db, pooled = _spectrogram_db(y)
     env_t, env = _envelope(y, sr=sr)

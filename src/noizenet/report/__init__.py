@@ -749,8 +749,7 @@ def _document(title: str, body: Html, names: list[str]) -> str:
 def _draw_views(y: Any, sr: int, folder: Path, stem: str, title: str) -> list[Path]:
     from noizenet.analysis.figures import audio_figures
 
-    # matplotlib reads '$...$' in a title as mathematics; a file name is text
-    return audio_figures(y, sr=sr, out_dir=folder, stem=stem, title=title.replace("$", r"\$"))
+    return audio_figures(y, sr=sr, out_dir=folder, stem=stem, title=title)
 
 
 def _belongs_to_wav(png: Path, run: RunFolder) -> bool:

@@ -130,9 +130,8 @@ def generate_takes(job: Generation) -> None:
     job.phase = "drawing views"
     for take in takes:
         assert take.path is not None
-        # matplotlib reads '$...$' in a title as mathematics; a file name is text
-        title = take.path.name.replace("$", r"\$")
-        wav_figures(take.path, out_dir=take.path.parent, stem=take.path.stem, title=title)
+        wav_figures(take.path, out_dir=take.path.parent, stem=take.path.stem,
+                    title=take.path.name)  # fmt: skip
         job.takes.append(take.path)
 
 
