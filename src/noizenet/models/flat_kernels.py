@@ -37,7 +37,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from noizenet.sampling import INJECT_NONE, INJECT_PERIODIC, INJECT_STALL, Injection  # noqa: F401
+from noizenet.sampling import INJECT_NONE, INJECT_PERIODIC, INJECT_STALL, Injection
 
 CELL_CODES = {"rnn": 0, "lstm": 1, "gru": 2}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -85,6 +85,20 @@ class KernelWeights:
         return self.table.shape[0] > 0
 
 
+CACHE_LINE = 64
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` starting on a cache line. numpy aligns to 16 bytes only, and
+    where each weight matrix then falls decided a kernel's speed by up to 20% from one process
+    to the next (the same code, the same weights; measured on the 64-stream rows)."""
+    raw = np.empty(a.nbytes + CACHE_LINE, dtype=np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE
+    out = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def kernel_weights(spec: Any, weights: dict[str, np.ndarray]) -> KernelWeights:
     """Lay out a flat network's weights (its state dict as arrays, any float dtype) for the
     kernels; the embedding table is computed in float64, exact to float32 rounding."""
@@ -93,7 +107,7 @@ def kernel_weights(spec: Any, weights: dict[str, np.ndarray]) -> KernelWeights:
     G = GATES[spec.cell]
 
     def f32(a):
-        return np.ascontiguousarray(a, dtype=np.float32)
+        return _aligned(np.asarray(a, dtype=np.float32))
 
     x_w = [sd[f"rnn.weight_ih_l{k}"].T for k in range(1, L)] or [np.zeros((H, G * H))]
     x_b = np.stack([sd[f"rnn.bias_ih_l{k}"] for k in range(L)])
@@ -403,34 +417,44 @@ class _Regression(NamedTuple):
 
     def free(self, b, j, n_free, y, feed, scratch):
         """feed <- stream b's output y of free-running step j after the injection rule."""
-        noise = self.noise[b, j]
-        k = self.offset + j  # the take's step
-        D = y.shape[0]
         feed[:] = y
-        if self.mode == INJECT_PERIODIC:
-            if (k + 1) % self.period == 0:
+        if self.mode != INJECT_NONE:  # the rule's arithmetic is a call: see _inject
+            _inject(self, b, j, y, feed)
+
+
+@numba.njit(**FAST)
+def _inject(head, b, j, y, feed):
+    """The injection rule of :meth:`_Regression.free`, compiled as a function of its own:
+    inlined (numba 0.68.1), the stall rule's outputs differed from the same code's uninlined
+    ones, and from the reference path (tests/test_flat_kernels.py). Only a copy is inlined,
+    so a take without injection makes no call per step."""
+    noise = head.noise[b, j]
+    k = head.offset + j  # the take's step
+    D = y.shape[0]
+    if head.mode == INJECT_PERIODIC:
+        if (k + 1) % head.period == 0:
+            for d in range(D):
+                feed[d] = y[d] * (noise[d] - np.float32(1.0))
+    elif head.mode == INJECT_STALL:
+        ring = head.ring[b]
+        window = ring.shape[0]
+        slot = k % window
+        ring[slot] = y
+        filled = min(head.filled[b] + 1, window)
+        head.filled[b] = filled
+        if filled == window:
+            span = np.float32(0.0)
+            for d in range(D):
+                lo = ring[0, d]
+                hi = ring[0, d]
+                for i in range(1, window):
+                    lo = min(lo, ring[i, d])
+                    hi = max(hi, ring[i, d])
+                span = max(span, hi - lo)
+            if span < head.eps:
                 for d in range(D):
-                    feed[d] = y[d] * (noise[d] - np.float32(1.0))
-        elif self.mode == INJECT_STALL:
-            ring = self.ring[b]
-            window = ring.shape[0]
-            slot = k % window
-            ring[slot] = y
-            filled = min(self.filled[b] + 1, window)
-            self.filled[b] = filled
-            if filled == window:
-                span = np.float32(0.0)
-                for d in range(D):
-                    lo = ring[0, d]
-                    hi = ring[0, d]
-                    for i in range(1, window):
-                        lo = min(lo, ring[i, d])
-                        hi = max(hi, ring[i, d])
-                    span = max(span, hi - lo)
-                if span < self.eps:
-                    for d in range(D):
-                        feed[d] = y[d] + self.sigma * noise[d]
-                    ring[slot] = feed
+                    feed[d] = y[d] + head.sigma * noise[d]
+                ring[slot] = feed
 
 
 class _Categorical(NamedTuple):
@@ -475,32 +499,22 @@ class _Categorical(NamedTuple):
                           scratch[2])  # fmt: skip
 
 
-def _method(name: str, inline: Any = "always"):
-    """``call(head, ...)``: the method ``name`` of the head's class, also in compiled code.
-
-    Inlined at numba's IR level by default. The regression head's ``free`` is compiled as a
-    function of its own: inlined (numba 0.68.1), the stall rule's outputs differed from the same
-    code's uninlined ones, and from the reference path (tests/test_flat_kernels.py)."""
+def _method(name: str):
+    """``call(head, ...)``: the method ``name`` of the head's class, also in compiled code,
+    inlined at numba's IR level."""
 
     def call(head, *args):
         return getattr(head, name)(*args)
 
-    @overload(call, jit_options=FAST, strict=False, inline=inline)
+    @overload(call, jit_options=FAST, strict=False, inline="always")
     def _pick(head, *args):
         return getattr(head.instance_class, name)
 
     return call
 
 
-def _inline_unless_regression(expr, caller_info, callee_info) -> bool:
-    """numba's inlining decision for ``free``: inlined for the categorical head (its sampling
-    is most of a step), called for the regression head (see :func:`_method`)."""
-    head = caller_info.typemap[expr.args[0].name]
-    return getattr(head, "instance_class", None) is not _Regression
-
-
 _buffers, _row, _fed, _gates = (_method(n) for n in ("buffers", "row", "fed", "gates"))
-_teach, _free = _method("teach"), _method("free", inline=_inline_unless_regression)
+_teach, _free = _method("teach"), _method("free")
 
 
 # -- the loops: one per schedule, for either head ----------------------------------------------
