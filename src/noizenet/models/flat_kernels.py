@@ -37,7 +37,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from noizenet.sampling import INJECT_NONE, INJECT_PERIODIC, INJECT_STALL, Injection
+from noizenet.sampling import INJECT_NONE, INJECT_PERIODIC, INJECT_STALL, Injection, Sampling
 
 CELL_CODES = {"rnn": 0, "lstm": 1, "gru": 2}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -771,17 +771,12 @@ def run_categorical(
         raise ValueError(f"class indices must lie in [0, {levels})")
     h, c = _initial_state(weights, B, state)
     n_free = max(int(n_free), 0)
-    if isinstance(temperature, tuple):
-        t0, t1 = (np.broadcast_to(np.asarray(t, np.float64), (B,)).copy() for t in temperature)
-    else:
-        t0 = t1 = np.full(B, float(temperature))
-    if uniforms is None:
-        uniforms = np.full((B, max(n_free, 1)), 0.5)
-    uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
-    level_values = np.ascontiguousarray(level_values, dtype=np.float64)
+    args = Sampling(temperature=temperature, top_p=top_p, uniforms=uniforms,
+                    level_values=level_values).categorical_args(B, n_free)  # fmt: skip
+    (t0, t1), uniforms = args["temperature"], args["uniforms"]
     pred = np.zeros((B, forced.shape[1]), dtype=np.float32)
     out = np.zeros((B, n_free), dtype=np.int64)
     span = n_free if span is None else int(span)
-    head = _Categorical(t0, t1, float(top_p), uniforms, level_values, int(offset), span)
+    head = _Categorical(t0, t1, float(top_p), uniforms, args["level_values"], int(offset), span)
     _generate(weights, head, h, c, forced, n_free, pred, out, path)
     return pred, out, (h, c)
